@@ -1,0 +1,168 @@
+#include "agent/ingest.h"
+
+#include <ctime>
+
+#include "agent/progress.h"
+#include "agent/util.h"
+
+namespace gapsync::agent {
+namespace {
+
+Status CheckAgainstStore(const LoadedBundle& bundle, store::BlobStore& store, const IngestOptions& o,
+                         IngestResult& result) {
+  const auto& rel = bundle.manifest.release();
+  GS_ASSIGN_OR_RETURN(auto existing, store.GetRelease({rel.app(), rel.version()}));
+  if (existing) {
+    if (existing->release_digest == bundle.release_digest.str()) {
+      result.already_present = true;
+      return OkStatus();
+    }
+    return MakeError(Errc::kConflict, "store already holds " + result.release + " with different content (release " +
+                                          existing->release_digest + ", bundle " + bundle.release_digest.str() +
+                                          "): a version is immutable; publish a new version");
+  }
+  if (o.allow_older) return OkStatus();
+  auto mine = ParseSemVer(rel.version());
+  GS_ASSIGN_OR_RETURN(auto all, store.ListReleases());
+  for (const auto& r : all) {
+    if (r.id.app != rel.app()) continue;
+    auto theirs = ParseSemVer(r.id.version);
+    if (theirs && mine && CompareSemVer(*theirs, *mine) > 0) {
+      return MakeError(Errc::kConflict, "bundle " + bundle.dir + " holds " + result.release + ", older than " + r.id.str() +
+                                            " which the store holds: refusing to go back (pass --allow-older to ingest it anyway)");
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestOptions& o, IngestResult& result) {
+  const auto& m = bundle.manifest;
+  result.release = m.release().app() + "@" + m.release().version();
+  result.blobs_total = static_cast<uint64_t>(m.blobs_size());
+  GS_RETURN_IF_ERROR(CheckAgainstStore(bundle, store, o, result));
+  if (result.already_present) {
+    result.complete = true;
+    return OkStatus();
+  }
+
+  VolumeReader reader(bundle);
+  std::vector<bool> missing(static_cast<size_t>(m.volumes_size()), false);
+  for (uint32_t i = 0; i < missing.size(); ++i) {
+    if (!reader.Present(i)) {
+      missing[i] = true;
+      result.missing_volumes.push_back(reader.Path(i));
+    } else if (auto p = reader.SizeProblem(i); !p.empty()) {
+      // A volume of the wrong size is damaged media: name it, keep going with what verifies.
+      result.problems.push_back(p);
+    }
+  }
+
+  // What is left to do, for progress.
+  uint64_t todo = 0;
+  std::vector<bool> have(static_cast<size_t>(m.blobs_size()), false);
+  for (int i = 0; i < m.blobs_size(); ++i) {
+    GS_ASSIGN_OR_RETURN(auto info, store.Stat(bundle.blob_digests[static_cast<size_t>(i)]));
+    have[static_cast<size_t>(i)] = info.has_value();
+    if (!info) todo += m.blobs(i).size();
+  }
+  Progress progress("ingest " + result.release, todo, o.quiet);
+  uint64_t since_sync = 0;
+  bool incomplete = false;
+
+  for (int i = 0; i < m.blobs_size(); ++i) {
+    const auto& entry = m.blobs(i);
+    const auto& digest = bundle.blob_digests[static_cast<size_t>(i)];
+    if (have[static_cast<size_t>(i)]) {
+      result.blobs_skipped++;
+      continue;
+    }
+    GS_ASSIGN_OR_RETURN(auto writer, store.OpenWriter(digest, entry.size(), entry.media_type()));
+    const uint64_t resume = writer->offset();
+    progress.Add(resume);
+    uint64_t pos = 0;  // offset in the blob where the current segment starts
+    bool suspended = false;
+    Status failed;
+    std::string where;
+    for (const auto& seg : entry.segments()) {
+      const uint64_t seg_end = pos + seg.length();
+      if (seg_end <= writer->offset()) {
+        pos = seg_end;
+        continue;
+      }
+      if (missing[seg.volume()]) {
+        suspended = true;
+        break;
+      }
+      const uint64_t skip = writer->offset() > pos ? writer->offset() - pos : 0;
+      where += (where.empty() ? "" : " + ") + reader.Path(seg.volume()) + " bytes " + std::to_string(seg.offset() + skip) +
+               ".." + std::to_string(seg.offset() + seg.length());
+      failed = reader.Read(seg.volume(), seg.offset() + skip, seg.length() - skip, [&](const uint8_t* p, size_t n) -> Status {
+        GS_RETURN_IF_ERROR(writer->Append(std::span<const uint8_t>(p, n)));
+        progress.Add(n);
+        since_sync += n;
+        result.bytes_new += n;
+        return OkStatus();
+      });
+      if (!failed.ok()) break;
+      pos = seg_end;
+    }
+    if (!failed.ok()) {
+      if (failed.error().code == Errc::kNoSpace || failed.error().code == Errc::kIo) return failed.error();
+      result.problems.push_back("blob " + digest.str() + ": " + failed.error().message);
+      (void)writer->Commit();  // fails: drops this blob's partial progress
+      continue;
+    }
+    if (suspended) {
+      GS_RETURN_IF_ERROR(writer->Suspend());
+      incomplete = true;
+    } else {
+      auto st = writer->Commit();
+      if (!st.ok()) {
+        if (st.error().code != Errc::kCorrupt) return st.error();
+        result.problems.push_back(where + ": blob " + digest.str() + " does not match its digest (" + st.error().message + ")");
+        continue;
+      }
+      result.blobs_new++;
+    }
+    if (since_sync >= o.sync_every_bytes) {
+      GS_RETURN_IF_ERROR(store.Sync());
+      since_sync = 0;
+    }
+  }
+  GS_RETURN_IF_ERROR(store.Sync());
+  progress.Finish();
+
+  if (!result.problems.empty()) {
+    return MakeError(Errc::kCorrupt, result.problems.front() +
+                                         (result.problems.size() > 1 ? " (and " + std::to_string(result.problems.size() - 1) + " more problems)" : ""));
+  }
+  if (incomplete || !result.missing_volumes.empty()) {
+    // Are all blobs present anyway (e.g. a missing volume held only blobs we already had)?
+    for (int i = 0; i < m.blobs_size(); ++i) {
+      GS_ASSIGN_OR_RETURN(auto info, store.Stat(bundle.blob_digests[static_cast<size_t>(i)]));
+      if (!info) {
+        std::string names;
+        for (auto& v : result.missing_volumes) names += (names.empty() ? "" : ", ") + v;
+        return MakeError(Errc::kIncomplete, "missing volume files: " + names + "; stored what was present (" +
+                                                std::to_string(result.blobs_new) + " new blobs); ingest a folder holding the rest to finish " +
+                                                result.release);
+      }
+    }
+  }
+  std::vector<BlobDigest> needed;
+  for (const auto& d : m.release().blobs()) needed.push_back(BlobDigest::Parse(d.digest()).value());
+  store::StoredRelease rec;
+  rec.id = {m.release().app(), m.release().version()};
+  rec.manifest = bundle.manifest_bytes;
+  rec.signature = bundle.signature;
+  rec.release_digest = bundle.release_digest.str();
+  rec.ingested_unix = static_cast<int64_t>(std::time(nullptr));
+  rec.pinned = true;
+  GS_RETURN_IF_ERROR(store.PutRelease(rec, needed));
+  result.complete = true;
+  return OkStatus();
+}
+
+}  // namespace gapsync::agent

@@ -1,0 +1,377 @@
+// gapsync command line. Wires the modules together; no logic of its own beyond presentation.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "agent/bundle.h"
+#include "agent/bundle_writer.h"
+#include "agent/export.h"
+#include "agent/ingest.h"
+#include "agent/keys.h"
+#include "agent/progress.h"
+#include "agent/util.h"
+#include "store/blob_store.h"
+
+using nlohmann::json;
+using namespace gapsync;
+using namespace gapsync::agent;
+
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitIncomplete = 3;
+
+int Fail(const Error& e) {
+  std::string msg = e.message;
+  for (auto& c : msg) {
+    if (c == '\n') c = ' ';
+  }
+  std::fprintf(stderr, "gapsync: error: %s\n", msg.c_str());
+  return e.code == Errc::kIncomplete ? kExitIncomplete : kExitError;
+}
+
+void PrintJson(const json& j) { std::cout << j.dump(2) << std::endl; }
+
+json ManifestSummary(const LoadedBundle& b) {
+  const auto& m = b.manifest;
+  json j;
+  j["app"] = m.release().app();
+  j["version"] = m.release().version();
+  j["release_digest"] = b.release_digest.str();
+  j["signer_key_id"] = m.signer_key_id();
+  j["created_by"] = m.created_by();
+  uint64_t total = 0;
+  for (const auto& e : m.blobs()) total += e.size();
+  j["blob_count"] = m.blobs_size();
+  j["total_bytes"] = total;
+  j["components"] = json::array();
+  for (const auto& c : m.release().components()) {
+    json cj{{"name", c.name()}};
+    if (c.has_image()) {
+      cj["kind"] = "image";
+      cj["source"] = c.image().source();
+      cj["source_ref"] = c.image().source_ref();
+      cj["manifest_digest"] = c.image().root().digest();
+      cj["config_digest"] = c.image().config_digest();
+      cj["layers"] = c.image().layer_digests_size();
+      cj["blobs"] = c.image().blob_digests_size();
+    } else {
+      cj["kind"] = "artifact";
+      cj["directory"] = c.artifact().directory();
+      cj["files"] = c.artifact().files_size();
+      uint64_t bytes = 0;
+      for (const auto& f : c.artifact().files()) bytes += f.size();
+      cj["bytes"] = bytes;
+    }
+    j["components"].push_back(cj);
+  }
+  j["volumes"] = json::array();
+  for (const auto& v : m.volumes()) j["volumes"].push_back({{"name", v.name()}, {"size", v.size()}});
+  j["templates"] = json::array();
+  for (const auto& t : m.release().deploy().templates()) j["templates"].push_back(t.path());
+  j["hooks"] = {{"activate", m.release().deploy().hooks().activate()},
+                {"health", m.release().deploy().hooks().health()},
+                {"deactivate", m.release().deploy().hooks().deactivate()}};
+  return j;
+}
+
+Result<std::unique_ptr<store::BlobStore>> OpenStore(const std::string& path) {
+  if (path.empty()) return MakeError(Errc::kInvalidArgument, "--store PATH is required (no local agent is running)");
+  return store::OpenRocksDbStore(path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"gapsync: deliver signed application releases into air-gapped clusters"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "gapsync 0.1.0");
+  bool quiet = false;
+  app.add_flag("-q,--quiet", quiet, "No progress output");
+
+  // ---- keys ----
+  auto* keys = app.add_subcommand("keys", "Vendor signing keys");
+  keys->require_subcommand(1);
+  auto* keygen = keys->add_subcommand("generate", "Write an Ed25519 key pair NAME.key (0600) and NAME.pub (PEM)");
+  std::string key_out, key_name;
+  keygen->add_option("--out", key_out, "Folder to write the keys into")->required();
+  keygen->add_option("--name", key_name, "Key name (file names NAME.key, NAME.pub)")->required();
+
+  // ---- bundle ----
+  auto* bundle = app.add_subcommand("bundle", "Create, verify and inspect bundles");
+  bundle->require_subcommand(1);
+  auto* create = bundle->add_subcommand("create", "Pack the release described by app.yaml into a signed bundle folder");
+  CreateOptions copt;
+  std::string volume_size = "4294967295";
+  create->add_option("--template", copt.template_path, "app.yaml")->required();
+  create->add_option("--key", copt.key_path, "Vendor private key (NAME.key)")->required();
+  create->add_option("--out", copt.out_dir, "Bundle folder to write (new or empty)")->required();
+  create->add_option("--volume-size", volume_size, "Largest volume file: bytes or 4G, 700M, 1M (default 4G-1, FAT32)");
+  bool create_json = false;
+  create->add_flag("--json", create_json, "Print the result as JSON");
+
+  auto* verify = bundle->add_subcommand("verify", "Check a bundle's signature and every byte of every volume (no store)");
+  std::string verify_dir;
+  std::vector<std::string> verify_trust;
+  bool verify_json = false;
+  verify->add_option("dir", verify_dir, "Bundle folder")->required();
+  verify->add_option("--trust", verify_trust, "Trusted vendor public key (repeatable)")->required();
+  verify->add_flag("--json", verify_json, "Print the result as JSON");
+
+  auto* inspect = bundle->add_subcommand("inspect", "Show what a bundle holds (does not check the signature)");
+  std::string inspect_dir;
+  bool inspect_json = false;
+  inspect->add_option("dir", inspect_dir, "Bundle folder")->required();
+  inspect->add_flag("--json", inspect_json, "Print as JSON");
+
+  // ---- ingest ----
+  auto* ingest = app.add_subcommand("ingest", "Verify a bundle and store its release");
+  std::string ingest_dir, ingest_store;
+  std::vector<std::string> ingest_trust;
+  IngestOptions iopt;
+  bool ingest_json = false;
+  ingest->add_option("dir", ingest_dir, "Bundle folder")->required();
+  ingest->add_option("--store", ingest_store, "Store folder (RocksDB)")->required();
+  ingest->add_option("--trust", ingest_trust, "Trusted vendor public key (repeatable)")->required();
+  ingest->add_flag("--allow-older", iopt.allow_older, "Accept a version older than the newest the store holds");
+  ingest->add_flag("--json", ingest_json, "Print the result as JSON");
+
+  // ---- store ----
+  auto* storec = app.add_subcommand("store", "Inspect and maintain a node's store");
+  storec->require_subcommand(1);
+  std::string store_path;
+  auto* ls = storec->add_subcommand("ls", "List releases and blob totals");
+  bool ls_json = false;
+  ls->add_option("--store", store_path, "Store folder")->required();
+  ls->add_flag("--json", ls_json, "Print as JSON");
+  auto* fsck = storec->add_subcommand("fsck", "Recheck every stored byte and every release");
+  bool fsck_json = false;
+  fsck->add_option("--store", store_path, "Store folder")->required();
+  fsck->add_flag("--json", fsck_json, "Print as JSON");
+  auto* gc = storec->add_subcommand("gc", "Remove blobs no pinned release needs");
+  bool gc_json = false, gc_partials = false;
+  gc->add_option("--store", store_path, "Store folder")->required();
+  gc->add_flag("--drop-partial", gc_partials, "Also drop blobs a stopped ingest left half-stored");
+  gc->add_flag("--json", gc_json, "Print as JSON");
+  auto* exportc = storec->add_subcommand("export", "Write an image component of a release as an OCI image layout");
+  std::string export_release, export_component, export_dir;
+  bool export_json = false;
+  exportc->add_option("--store", store_path, "Store folder")->required();
+  exportc->add_option("--release", export_release, "APP@VERSION")->required();
+  exportc->add_option("--component", export_component, "Component name")->required();
+  exportc->add_option("--oci", export_dir, "OCI layout folder to write (read it as oci:DIR:VERSION)")->required();
+  exportc->add_flag("--json", export_json, "Print as JSON");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (keygen->parsed()) {
+    auto r = GenerateKeyPair(key_out, key_name);
+    if (!r.ok()) return Fail(r.error());
+    std::printf("wrote %s (private, mode 0600) and %s\n", r->private_key.c_str(), r->public_key.c_str());
+    return 0;
+  }
+
+  if (create->parsed()) {
+    auto size = ParseSize(volume_size);
+    if (!size.ok()) return Fail(MakeError(Errc::kInvalidArgument, "--volume-size: " + size.error().message));
+    copt.volume_size = size.value();
+    copt.quiet = quiet;
+    auto r = CreateBundle(copt);
+    if (!r.ok()) return Fail(r.error());
+    if (create_json) {
+      PrintJson({{"app", r->app}, {"version", r->version}, {"blobs", r->blobs}, {"bytes", r->bytes},
+                 {"volumes", r->volumes}, {"shared_blobs_stored_once", r->duplicate_blobs}, {"out", copt.out_dir}});
+    } else {
+      std::printf("bundle %s@%s written to %s: %lu blobs, %s in %u volume(s); %lu shared blob(s) stored once\n", r->app.c_str(),
+                  r->version.c_str(), copt.out_dir.c_str(), static_cast<unsigned long>(r->blobs), HumanBytes(r->bytes).c_str(),
+                  r->volumes, static_cast<unsigned long>(r->duplicate_blobs));
+    }
+    return 0;
+  }
+
+  if (verify->parsed()) {
+    auto trusted = LoadTrustedKeys(verify_trust);
+    if (!trusted.ok()) return Fail(trusted.error());
+    auto b = LoadBundle(verify_dir, trusted.value());
+    if (!b.ok()) return Fail(b.error());
+    uint64_t total = 0;
+    for (const auto& v : b->manifest.volumes()) total += v.size();
+    Progress progress("verify", total, quiet || verify_json);
+    auto report = VerifyVolumes(b.value(), [&](uint64_t n) { progress.Add(n); });
+    progress.Finish();
+    if (verify_json) {
+      PrintJson({{"ok", report.problems.empty()}, {"signer", b->signer}, {"blobs_ok", report.blobs_ok},
+                 {"blobs", b->manifest.blobs_size()}, {"bytes_checked", report.bytes_checked}, {"problems", report.problems}});
+    }
+    if (!report.problems.empty()) {
+      for (const auto& p : report.problems) std::fprintf(stderr, "gapsync: error: %s\n", p.c_str());
+      return kExitError;
+    }
+    if (!verify_json) {
+      std::printf("bundle %s (%s@%s) verified: signature by %s, %lu blobs, %s, every byte matches\n", verify_dir.c_str(),
+                  b->manifest.release().app().c_str(), b->manifest.release().version().c_str(), b->signer.c_str(),
+                  static_cast<unsigned long>(report.blobs_ok), HumanBytes(report.bytes_checked).c_str());
+    }
+    return 0;
+  }
+
+  if (inspect->parsed()) {
+    auto b = LoadBundleUnverified(inspect_dir);
+    if (!b.ok()) return Fail(b.error());
+    json j = ManifestSummary(b.value());
+    if (inspect_json) {
+      PrintJson(j);
+      return 0;
+    }
+    std::printf("app:        %s\nversion:    %s\nrelease:    %s\nsigner key: %s\nblobs:      %lu (%s)\n",
+                j["app"].get<std::string>().c_str(), j["version"].get<std::string>().c_str(),
+                j["release_digest"].get<std::string>().c_str(), j["signer_key_id"].get<std::string>().c_str(),
+                j["blob_count"].get<unsigned long>(), HumanBytes(j["total_bytes"].get<uint64_t>()).c_str());
+    std::printf("components:\n");
+    for (const auto& c : j["components"]) {
+      if (c["kind"] == "image") {
+        std::printf("  %-16s image     %s (%s), %d layers\n", c["name"].get<std::string>().c_str(),
+                    c["manifest_digest"].get<std::string>().c_str(), c["source"].get<std::string>().c_str(), c["layers"].get<int>());
+      } else {
+        std::printf("  %-16s artifact  %d file(s), %s\n", c["name"].get<std::string>().c_str(), c["files"].get<int>(),
+                    HumanBytes(c["bytes"].get<uint64_t>()).c_str());
+      }
+    }
+    std::printf("volumes:\n");
+    for (const auto& v : j["volumes"]) {
+      std::printf("  %-20s %s\n", v["name"].get<std::string>().c_str(), HumanBytes(v["size"].get<uint64_t>()).c_str());
+    }
+    return 0;
+  }
+
+  if (ingest->parsed()) {
+    auto trusted = LoadTrustedKeys(ingest_trust);
+    if (!trusted.ok()) return Fail(trusted.error());
+    auto b = LoadBundle(ingest_dir, trusted.value());  // signature first, before the store is touched
+    if (!b.ok()) return Fail(b.error());
+    auto st = OpenStore(ingest_store);
+    if (!st.ok()) return Fail(st.error());
+    iopt.quiet = quiet || ingest_json;
+    IngestResult r;
+    auto status = Ingest(b.value(), *st.value(), iopt, r);
+    if (ingest_json) {
+      PrintJson({{"release", r.release}, {"complete", r.complete}, {"already_present", r.already_present},
+                 {"blobs", r.blobs_total}, {"blobs_new", r.blobs_new}, {"blobs_skipped", r.blobs_skipped},
+                 {"bytes_new", r.bytes_new}, {"missing_volumes", r.missing_volumes}, {"problems", r.problems},
+                 {"error", status.ok() ? "" : status.error().message}});
+    }
+    if (!status.ok()) {
+      for (size_t i = 1; i < r.problems.size(); ++i) std::fprintf(stderr, "gapsync: error: %s\n", r.problems[i].c_str());
+      return Fail(status.error());
+    }
+    if (!ingest_json) {
+      if (r.already_present) {
+        std::printf("%s is already in the store: nothing to do\n", r.release.c_str());
+      } else {
+        std::printf("ingested %s: %lu blobs (%lu new, %lu already present), %s written\n", r.release.c_str(),
+                    static_cast<unsigned long>(r.blobs_total), static_cast<unsigned long>(r.blobs_new),
+                    static_cast<unsigned long>(r.blobs_skipped), HumanBytes(r.bytes_new).c_str());
+      }
+    }
+    return 0;
+  }
+
+  if (storec->parsed()) {
+    auto st = OpenStore(store_path);
+    if (!st.ok()) return Fail(st.error());
+    auto& s = *st.value();
+    if (ls->parsed()) {
+      auto rels = s.ListReleases();
+      if (!rels.ok()) return Fail(rels.error());
+      uint64_t blobs = 0, bytes = 0, stored = 0;
+      auto e = s.ForEachBlob([&](const store::BlobInfo& i) {
+        blobs++;
+        bytes += i.size;
+        stored += i.stored_bytes;
+        return OkStatus();
+      });
+      if (!e.ok()) return Fail(e.error());
+      json j{{"blobs", blobs}, {"bytes", bytes}, {"stored_bytes", stored}, {"releases", json::array()}};
+      for (const auto& r : rels.value()) {
+        v1::BundleManifest m;
+        m.ParseFromString(r.manifest);
+        uint64_t rb = 0;
+        for (const auto& d : m.release().blobs()) rb += d.size();
+        json comps = json::array();
+        for (const auto& c : m.release().components()) comps.push_back({{"name", c.name()}, {"kind", c.has_image() ? "image" : "artifact"}});
+        j["releases"].push_back({{"app", r.id.app}, {"version", r.id.version}, {"release_digest", r.release_digest},
+                                 {"blobs", m.release().blobs_size()}, {"bytes", rb}, {"components", comps},
+                                 {"pinned", r.pinned}, {"ingested_unix", r.ingested_unix}, {"complete", true}});
+      }
+      if (ls_json) {
+        PrintJson(j);
+      } else {
+        std::printf("%-24s %-14s %8s %12s  %s\n", "APP", "VERSION", "BLOBS", "SIZE", "COMPONENTS");
+        for (const auto& r : j["releases"]) {
+          std::string comps;
+          for (const auto& c : r["components"]) comps += (comps.empty() ? "" : ",") + c["name"].get<std::string>();
+          std::printf("%-24s %-14s %8d %12s  %s\n", r["app"].get<std::string>().c_str(), r["version"].get<std::string>().c_str(),
+                      r["blobs"].get<int>(), HumanBytes(r["bytes"].get<uint64_t>()).c_str(), comps.c_str());
+        }
+        std::printf("store: %lu blobs, %s (%s on disk after compression)\n", static_cast<unsigned long>(blobs),
+                    HumanBytes(bytes).c_str(), HumanBytes(stored).c_str());
+      }
+      return 0;
+    }
+    if (fsck->parsed()) {
+      uint64_t total = 0;
+      (void)s.ForEachBlob([&](const store::BlobInfo& i) {
+        total += i.size;
+        return OkStatus();
+      });
+      Progress progress("fsck", total, quiet || fsck_json);
+      auto r = s.Fsck([&](uint64_t n) { progress.Add(n); });
+      progress.Finish();
+      if (!r.ok()) return Fail(r.error());
+      if (fsck_json) {
+        PrintJson({{"clean", r->problems.empty()}, {"blobs_checked", r->blobs_checked}, {"bytes_checked", r->bytes_checked},
+                   {"releases_checked", r->releases_checked}, {"partial_blobs", r->partial_blobs},
+                   {"orphan_chunks", r->orphan_chunks}, {"problems", r->problems}});
+      }
+      for (const auto& p : r->problems) std::fprintf(stderr, "gapsync: error: %s\n", p.c_str());
+      if (!r->problems.empty()) return kExitError;
+      if (!fsck_json) {
+        std::printf("store clean: %lu blobs (%s) and %lu releases verified; %lu partial blobs, %lu orphaned chunk ranges\n",
+                    static_cast<unsigned long>(r->blobs_checked), HumanBytes(r->bytes_checked).c_str(),
+                    static_cast<unsigned long>(r->releases_checked), static_cast<unsigned long>(r->partial_blobs),
+                    static_cast<unsigned long>(r->orphan_chunks));
+      }
+      return 0;
+    }
+    if (gc->parsed()) {
+      auto r = s.CollectGarbage(gc_partials);
+      if (!r.ok()) return Fail(r.error());
+      if (gc_json) {
+        PrintJson({{"blobs_removed", r->blobs_removed}, {"bytes_removed", r->bytes_removed},
+                   {"partials_removed", r->partials_removed}, {"orphan_chunks_removed", r->orphan_chunks_removed}});
+      } else {
+        std::printf("gc: removed %lu blobs (%s), %lu partial blobs, %lu orphaned chunk ranges\n",
+                    static_cast<unsigned long>(r->blobs_removed), HumanBytes(r->bytes_removed).c_str(),
+                    static_cast<unsigned long>(r->partials_removed), static_cast<unsigned long>(r->orphan_chunks_removed));
+      }
+      return 0;
+    }
+    if (exportc->parsed()) {
+      auto id = ParseReleaseId(export_release);
+      if (!id.ok()) return Fail(id.error());
+      auto r = ExportOciLayout(s, id.value(), export_component, export_dir);
+      if (!r.ok()) return Fail(r.error());
+      if (export_json) {
+        PrintJson({{"oci", export_dir}, {"tag", r->tag}, {"manifest_digest", r->root_digest}, {"blobs", r->blobs}, {"bytes_written", r->bytes}});
+      } else {
+        std::printf("exported %s component %s to oci:%s:%s (manifest %s, %lu blobs)\n", export_release.c_str(),
+                    export_component.c_str(), export_dir.c_str(), r->tag.c_str(), r->root_digest.c_str(),
+                    static_cast<unsigned long>(r->blobs));
+      }
+      return 0;
+    }
+  }
+  return 0;
+}
