@@ -79,6 +79,7 @@ Status ValidateManifest(const v1::BundleManifest& m, const std::string& where) {
     release_blobs.insert(d.digest());
   }
   auto need = [&](const std::string& digest, const std::string& what) -> Status {
+    if (auto p = BlobDigest::Parse(digest); !p.ok()) return bad(what + ": " + p.error().message);
     if (!release_blobs.count(digest)) return bad(what + " refers to blob \"" + digest.substr(0, 80) + "\", which the release does not list");
     return OkStatus();
   };
@@ -229,7 +230,8 @@ VerifyReport VerifyVolumes(const LoadedBundle& bundle, const std::function<void(
       report.problems.push_back(reader.Path(i) + ": volume missing");
       bad_volumes.insert(i);
     } else if (auto p = reader.SizeProblem(i); !p.empty()) {
-      report.problems.push_back(p);
+      report.problems.push_back(p);  // its blobs are not checked: the volume is damaged as a whole
+      bad_volumes.insert(i);
     }
   }
   Sha256 hash;
@@ -244,7 +246,8 @@ VerifyReport VerifyVolumes(const LoadedBundle& bundle, const std::function<void(
         skipped = true;
         break;
       }
-      if (where.empty()) where = reader.Path(seg.volume()) + " bytes " + std::to_string(seg.offset()) + ".." + std::to_string(seg.offset() + seg.length());
+      where += (where.empty() ? "" : " + ") + reader.Path(seg.volume()) + " bytes " + std::to_string(seg.offset()) + ".." +
+               std::to_string(seg.offset() + seg.length());
       st = reader.Read(seg.volume(), seg.offset(), seg.length(), [&](const uint8_t* p, size_t n) -> Status {
         hash.Update(p, n);
         report.bytes_checked += n;

@@ -1,5 +1,7 @@
 #include "agent/ingest.h"
 
+#include <csignal>
+#include <cstdlib>
 #include <ctime>
 
 #include "agent/progress.h"
@@ -35,6 +37,28 @@ Status CheckAgainstStore(const LoadedBundle& bundle, store::BlobStore& store, co
   return OkStatus();
 }
 
+// Fault injection for crash tests: GAPSYNC_TEST_KILL_AFTER_BYTES=N makes the process SIGKILL
+// itself once N new blob bytes went into the store (N = 0: just before the release commit).
+class CrashPoint {
+ public:
+  CrashPoint() {
+    if (const char* e = std::getenv("GAPSYNC_TEST_KILL_AFTER_BYTES")) {
+      armed_ = true;
+      at_ = std::strtoull(e, nullptr, 10);
+    }
+  }
+  void Bytes(uint64_t total) const {
+    if (armed_ && at_ > 0 && total >= at_) std::raise(SIGKILL);
+  }
+  void BeforeCommit() const {
+    if (armed_ && at_ == 0) std::raise(SIGKILL);
+  }
+
+ private:
+  bool armed_ = false;
+  uint64_t at_ = 0;
+};
+
 }  // namespace
 
 Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestOptions& o, IngestResult& result) {
@@ -47,6 +71,7 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
     return OkStatus();
   }
 
+  const CrashPoint crash;
   VolumeReader reader(bundle);
   std::vector<bool> missing(static_cast<size_t>(m.volumes_size()), false);
   for (uint32_t i = 0; i < missing.size(); ++i) {
@@ -54,7 +79,8 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
       missing[i] = true;
       result.missing_volumes.push_back(reader.Path(i));
     } else if (auto p = reader.SizeProblem(i); !p.empty()) {
-      // A volume of the wrong size is damaged media: name it, keep going with what verifies.
+      // A volume of the wrong size is damaged media: name it, store what the others hold.
+      missing[i] = true;
       result.problems.push_back(p);
     }
   }
@@ -103,6 +129,7 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
         progress.Add(n);
         since_sync += n;
         result.bytes_new += n;
+        crash.Bytes(result.bytes_new);
         return OkStatus();
       });
       if (!failed.ok()) break;
@@ -121,7 +148,7 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
       auto st = writer->Commit();
       if (!st.ok()) {
         if (st.error().code != Errc::kCorrupt) return st.error();
-        result.problems.push_back(where + ": blob " + digest.str() + " does not match its digest (" + st.error().message + ")");
+        result.problems.push_back(where + ": " + st.error().message);
         continue;
       }
       result.blobs_new++;
@@ -160,6 +187,7 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
   rec.release_digest = bundle.release_digest.str();
   rec.ingested_unix = static_cast<int64_t>(std::time(nullptr));
   rec.pinned = true;
+  crash.BeforeCommit();
   GS_RETURN_IF_ERROR(store.PutRelease(rec, needed));
   result.complete = true;
   return OkStatus();

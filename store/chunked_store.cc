@@ -546,7 +546,7 @@ Status ChunkedWriter::Commit() {
   auto got = whole_.Finish();
   if (got != digest_) {
     store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), std::nullopt});
-    return MakeError(Errc::kCorrupt, "blob " + digest_.str() + ": content hashes to " + got.str());
+    return MakeError(Errc::kCorrupt, "blob " + digest_.str() + " does not match its digest (content hashes to " + got.str() + ")");
   }
   v1::BlobRecord rec;
   rec.set_size(size_);
