@@ -130,6 +130,11 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
         since_sync += n;
         result.bytes_new += n;
         crash.Bytes(result.bytes_new);
+        if (since_sync >= o.sync_every_bytes) {  // a long blob: keep what is done so far
+          GS_RETURN_IF_ERROR(writer->Checkpoint());
+          GS_RETURN_IF_ERROR(store.Sync());
+          since_sync = 0;
+        }
         return OkStatus();
       });
       if (!failed.ok()) break;

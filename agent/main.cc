@@ -137,6 +137,8 @@ int main(int argc, char** argv) {
   ingest->add_option("--trust", ingest_trust, "Trusted vendor public key (repeatable)")->required();
   ingest->add_flag("--allow-older", iopt.allow_older, "Accept a version older than the newest the store holds");
   ingest->add_flag("--json", ingest_json, "Print the result as JSON");
+  std::string sync_every = "256M";
+  ingest->add_option("--sync-every", sync_every, "Make progress durable after this many bytes (default 256M)");
 
   // ---- store ----
   auto* storec = app.add_subcommand("store", "Inspect and maintain a node's store");
@@ -254,6 +256,9 @@ int main(int argc, char** argv) {
     auto st = OpenStore(ingest_store);
     if (!st.ok()) return Fail(st.error());
     iopt.quiet = quiet || ingest_json;
+    auto every = ParseSize(sync_every);
+    if (!every.ok()) return Fail(MakeError(Errc::kInvalidArgument, "--sync-every: " + every.error().message));
+    iopt.sync_every_bytes = every.value();
     IngestResult r;
     auto status = Ingest(b.value(), *st.value(), iopt, r);
     if (ingest_json) {

@@ -76,6 +76,9 @@ class BlobWriter {
   virtual Status Commit() = 0;
   // Stops early, keeping progress; recorded durably at the next Sync().
   virtual Status Suspend() = 0;
+  // Keeps writing, but records the progress so far (whole chunks) at the next Sync(), so a
+  // crash loses at most what came after it.
+  virtual Status Checkpoint() = 0;
 };
 
 using ReadSink = std::function<Status(std::span<const uint8_t>)>;

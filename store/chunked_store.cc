@@ -84,8 +84,10 @@ class ChunkedWriter final : public BlobWriter {
   Status Append(std::span<const uint8_t> bytes) override;
   Status Commit() override;
   Status Suspend() override;
+  Status Checkpoint() override;
 
  private:
+  v1::PartialRecord MakePartial(uint64_t durable) const;
   Status FlushChunk();
 
   ChunkedStore* store_;
@@ -559,18 +561,30 @@ Status ChunkedWriter::Commit() {
   return OkStatus();
 }
 
+v1::PartialRecord ChunkedWriter::MakePartial(uint64_t durable) const {
+  v1::PartialRecord rec;
+  rec.set_size(size_);
+  rec.set_chunk_size(chunk_size_);
+  rec.set_durable_bytes(durable);
+  for (auto& h : chunk_hashes_) rec.add_chunk_sha256(h);
+  rec.set_media_type(media_type_);
+  return rec;
+}
+
 Status ChunkedWriter::Suspend() {
   if (done_) return OkStatus();
   done_ = true;
   if (written_ == 0) return OkStatus();
-  if (!buf_.empty()) GS_RETURN_IF_ERROR(FlushChunk());
-  v1::PartialRecord rec;
-  rec.set_size(size_);
-  rec.set_chunk_size(chunk_size_);
-  rec.set_durable_bytes(written_);
-  for (auto& h : chunk_hashes_) rec.add_chunk_sha256(h);
-  rec.set_media_type(media_type_);
-  store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), rec.SerializeAsString()});
+  if (!buf_.empty()) GS_RETURN_IF_ERROR(FlushChunk());  // the short tail is kept too
+  store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), MakePartial(written_).SerializeAsString()});
+  return OkStatus();
+}
+
+Status ChunkedWriter::Checkpoint() {
+  if (done_) return MakeError(Errc::kInternal, "blob " + digest_.str() + ": checkpoint after commit");
+  const uint64_t durable = written_ - buf_.size();  // whole chunks only; the tail is rewritten
+  if (durable == 0) return OkStatus();
+  store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), MakePartial(durable).SerializeAsString()});
   return OkStatus();
 }
 
