@@ -11,6 +11,7 @@ PACKAGES=(
   libarchive-dev libgtest-dev libgmock-dev googletest
   umoci skopeo busybox-static docker-registry
   openssl jq e2fsprogs util-linux coreutils
+  time zstd
 )
 
 missing=()
