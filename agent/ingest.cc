@@ -16,6 +16,12 @@ Status CheckAgainstStore(const LoadedBundle& bundle, store::BlobStore& store, co
   GS_ASSIGN_OR_RETURN(auto existing, store.GetRelease({rel.app(), rel.version()}));
   if (existing) {
     if (existing->release_digest == bundle.release_digest.str()) {
+      // Same release. A no-op, unless some of its blobs went missing (fsck --repair dropped
+      // corrupt ones): then this ingest puts them back.
+      for (const auto& d : bundle.manifest.release().blobs()) {
+        GS_ASSIGN_OR_RETURN(auto info, store.Stat(BlobDigest::Parse(d.digest()).value()));
+        if (!info) return OkStatus();
+      }
       result.already_present = true;
       return OkStatus();
     }

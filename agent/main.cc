@@ -149,8 +149,9 @@ int main(int argc, char** argv) {
   ls->add_option("--store", store_path, "Store folder")->required();
   ls->add_flag("--json", ls_json, "Print as JSON");
   auto* fsck = storec->add_subcommand("fsck", "Recheck every stored byte and every release");
-  bool fsck_json = false;
+  bool fsck_json = false, fsck_repair = false;
   fsck->add_option("--store", store_path, "Store folder")->required();
+  fsck->add_flag("--repair", fsck_repair, "Drop blobs whose bytes do not verify, so re-ingesting their bundle restores them");
   fsck->add_flag("--json", fsck_json, "Print as JSON");
   auto* gc = storec->add_subcommand("gc", "Remove blobs no pinned release needs");
   bool gc_json = false, gc_partials = false;
@@ -335,10 +336,19 @@ int main(int argc, char** argv) {
       auto r = s.Fsck([&](uint64_t n) { progress.Add(n); });
       progress.Finish();
       if (!r.ok()) return Fail(r.error());
+      std::vector<std::string> dropped;
+      if (fsck_repair) {
+        for (const auto& d : r->corrupt_blobs) {
+          auto st2 = s.DropBlob(d);
+          if (!st2.ok()) return Fail(st2.error());
+          dropped.push_back(d.str());
+          std::fprintf(stderr, "gapsync: dropped corrupt blob %s: re-ingest a bundle carrying it to restore it\n", d.str().c_str());
+        }
+      }
       if (fsck_json) {
         PrintJson({{"clean", r->problems.empty()}, {"blobs_checked", r->blobs_checked}, {"bytes_checked", r->bytes_checked},
                    {"releases_checked", r->releases_checked}, {"partial_blobs", r->partial_blobs},
-                   {"orphan_chunks", r->orphan_chunks}, {"problems", r->problems}});
+                   {"orphan_chunks", r->orphan_chunks}, {"problems", r->problems}, {"dropped", dropped}});
       }
       for (const auto& p : r->problems) std::fprintf(stderr, "gapsync: error: %s\n", p.c_str());
       if (!r->problems.empty()) return kExitError;

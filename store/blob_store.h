@@ -56,6 +56,7 @@ struct FsckReport {
   uint64_t partial_blobs = 0;
   uint64_t orphan_chunks = 0;
   std::vector<std::string> problems;  // one line each; empty when clean
+  std::vector<BlobDigest> corrupt_blobs;  // blobs whose stored bytes do not verify
 };
 
 struct GcStats {
@@ -113,6 +114,9 @@ class BlobStore {
 
   // Rechecks every blob byte against its digests and every release against its blobs.
   virtual Result<FsckReport> Fsck(const std::function<void(uint64_t bytes)>& progress) = 0;
+  // Makes a blob invisible (its chunks go at the next gc), e.g. one fsck found corrupt, so that
+  // re-ingesting a bundle that carries it stores it again.
+  virtual Status DropBlob(const BlobDigest& digest) = 0;
   // Removes blobs no pinned release needs (and orphaned chunks; partials when asked).
   virtual Result<GcStats> CollectGarbage(bool drop_partials) = 0;
 

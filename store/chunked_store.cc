@@ -253,8 +253,10 @@ class ChunkedStore final : public BlobStore {
       });
       if (!st.ok()) {
         report.problems.push_back(st.error().message);
+        if (st.error().code == Errc::kCorrupt) report.corrupt_blobs.push_back(d);
       } else if (hash.Finish() != d) {
         report.problems.push_back("blob " + d.str() + ": stored bytes do not hash to its digest");
+        report.corrupt_blobs.push_back(d);
       }
       report.blobs_checked++;
       report.bytes_checked += got;
@@ -338,6 +340,12 @@ class ChunkedStore final : public BlobStore {
     return stats;
   }
 
+  Status DropBlob(const BlobDigest& digest) override {
+    GS_RETURN_IF_ERROR(Sync());
+    return kv_->Commit({KvOp{Space::kBlobs, DigestKey(digest), std::nullopt},
+                        KvOp{Space::kPartials, DigestKey(digest), std::nullopt}});
+  }
+
   Status CorruptForTest(const BlobDigest& digest, uint32_t chunk_index) override {
     auto key = ChunkKey(digest, chunk_index);
     GS_ASSIGN_OR_RETURN(auto value, kv_->Get(Space::kChunks, key));
@@ -376,7 +384,9 @@ class ChunkedStore final : public BlobStore {
     if (index >= static_cast<uint64_t>(rec.chunk_sha256_size())) {
       return MakeError(Errc::kCorrupt, where + ": store record lists no digest for it");
     }
-    GS_ASSIGN_OR_RETURN(auto value, kv_->Get(Space::kChunks, ChunkKey(d, index)));
+    auto got_value = kv_->Get(Space::kChunks, ChunkKey(d, index));
+    if (!got_value.ok()) return MakeError(got_value.error().code, where + ": " + got_value.error().message);
+    auto& value = got_value.value();
     if (!value || value->empty()) return MakeError(Errc::kCorrupt, where + ": missing from the store");
     GS_RETURN_IF_ERROR(DecodeChunk(*value, expect, plain, where));
     auto got = Sha256::Of(plain.data(), plain.size());

@@ -12,6 +12,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <array>
+#include <filesystem>
 
 #include "store/kv.h"
 
@@ -67,6 +68,9 @@ class RocksDbKv final : public Kv {
     cfs.emplace_back(kFamilies[0], chunks);
     for (size_t i = 1; i < kFamilies.size(); ++i) cfs.emplace_back(kFamilies[i], small);
 
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) return MakeError(Errc::kIo, "store " + path + ": cannot create the folder: " + ec.message());
     auto kv = std::unique_ptr<RocksDbKv>(new RocksDbKv(path));
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
