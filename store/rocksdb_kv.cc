@@ -142,7 +142,11 @@ class RocksDbKv final : public Kv {
   }
 
   Result<std::optional<std::string>> FirstKeyAtOrAfter(Space space, std::string_view from) override {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Cf(space)));
+    // Only the key is wanted: do not let a damaged value (checked on real reads) stop the walk.
+    rocksdb::ReadOptions ro;
+    ro.verify_checksums = false;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, Cf(space)));
     it->Seek(rocksdb::Slice(from.data(), from.size()));
     if (!it->Valid()) {
       GS_RETURN_IF_ERROR(FromRocks(it->status(), path_, "scanning"));
