@@ -235,7 +235,7 @@ class Creator {
   void Cleanup() {
     if (!prepared_) return;
     (void)volumes_.Rewind({0, 0});
-    for (const std::string name : {VolumeFileName(0), std::string(kManifestFile), std::string(kSignatureFile),
+    for (const std::string& name : {VolumeFileName(0), std::string(kManifestFile), std::string(kSignatureFile),
                                    std::string(kManifestFile) + ".tmp", std::string(kSignatureFile) + ".tmp"}) {
       ::unlink((o_.out_dir + "/" + name).c_str());
     }

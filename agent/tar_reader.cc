@@ -91,11 +91,19 @@ Result<std::vector<TarMember>> ListTar(const std::string& path) {
     return MakeError(Errc::kCorrupt, path + ": tar header at offset " + std::to_string(offset) + ": " + what);
   };
   unsigned char h[kBlock];
-  while (offset + kBlock <= file_size) {
+  bool ended = false;
+  for (;;) {
+    if (offset + kBlock > file_size) {
+      if (offset == file_size && !out.empty()) break;  // no end-of-archive blocks: tolerated
+      return fail(offset == 0 ? "not a tar archive (shorter than one header)" : "archive is truncated inside a header");
+    }
     if (!ReadAt(fd, offset, h, kBlock)) return fail("read failed");
     bool zero = true;
     for (unsigned char c : h) zero = zero && c == 0;
-    if (zero) break;
+    if (zero) {
+      ended = true;
+      break;
+    }
     if (!ChecksumOk(h)) return fail("bad header checksum (not a tar archive, or damaged)");
     auto size = ParseNumber(reinterpret_cast<char*>(h) + 124, 12);
     if (!size) return fail("bad size field");
@@ -140,6 +148,9 @@ Result<std::vector<TarMember>> ListTar(const std::string& path) {
     offset = next;
   }
   ::close(fd);
+  if (!ended && out.empty()) {
+    return MakeError(Errc::kCorrupt, path + ": not a tar archive (no members)");
+  }
   return out;
 }
 

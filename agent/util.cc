@@ -22,8 +22,8 @@ Result<uint64_t> ParseSize(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (ec != std::errc() || end == text.data()) return bad();
   std::string_view unit(end, text.data() + text.size() - end);
+  if (unit.size() == 3 && unit.substr(1) == "iB") unit = unit.substr(0, 1);  // KiB, MiB, GiB, TiB
   if (unit.size() == 2 && (unit[1] == 'B' || unit[1] == 'b' || unit[1] == 'i')) unit = unit.substr(0, 1);
-  if (unit == "iB") unit = "";
   int shift = 0;
   if (unit.empty() || unit == "B") {
     shift = 0;

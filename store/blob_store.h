@@ -31,6 +31,7 @@ struct BlobInfo {
   uint64_t size = 0;
   uint64_t stored_bytes = 0;  // on-store size after compression
   std::string media_type;
+  uint64_t chunks = 0;        // stored chunks (their size was fixed when the blob was written)
 };
 
 struct ReleaseId {

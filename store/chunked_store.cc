@@ -115,7 +115,8 @@ class ChunkedStore final : public BlobStore {
   Result<std::optional<BlobInfo>> Stat(const BlobDigest& digest) override {
     GS_ASSIGN_OR_RETURN(auto rec, GetBlobRecord(digest));
     if (!rec) return std::optional<BlobInfo>();
-    return std::optional<BlobInfo>(BlobInfo{digest, rec->size(), rec->stored_bytes(), rec->media_type()});
+    return std::optional<BlobInfo>(BlobInfo{digest, rec->size(), rec->stored_bytes(), rec->media_type(),
+                                            static_cast<uint64_t>(rec->chunk_sha256_size())});
   }
 
   Result<uint64_t> PartialBytes(const BlobDigest& digest) override {
@@ -135,7 +136,7 @@ class ChunkedStore final : public BlobStore {
         return false;
       }
       auto d = BlobDigest::FromRaw(reinterpret_cast<const uint8_t*>(key.data()));
-      inner = fn(BlobInfo{d, rec.size(), rec.stored_bytes(), rec.media_type()});
+      inner = fn(BlobInfo{d, rec.size(), rec.stored_bytes(), rec.media_type(), static_cast<uint64_t>(rec.chunk_sha256_size())});
       return inner.ok();
     }));
     return inner;
@@ -238,7 +239,7 @@ class ChunkedStore final : public BlobStore {
     std::map<BlobDigest, uint64_t> chunk_counts;  // chunks each record accounts for
     GS_RETURN_IF_ERROR(ForEachBlob([&](const BlobInfo& info) {
       blobs.insert(info.digest);
-      chunk_counts[info.digest] = (info.size + chunk_size_ - 1) / chunk_size_;
+      chunk_counts[info.digest] = info.chunks;
       return OkStatus();
     }));
     for (const auto& d : blobs) {
@@ -265,7 +266,7 @@ class ChunkedStore final : public BlobStore {
       v1::PartialRecord rec;
       if (key.size() == BlobDigest::kRawSize && rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
         auto d = BlobDigest::FromRaw(reinterpret_cast<const uint8_t*>(key.data()));
-        chunk_counts[d] = (rec.durable_bytes() + chunk_size_ - 1) / chunk_size_;
+        chunk_counts[d] = static_cast<uint64_t>(rec.chunk_sha256_size());
         report.partial_blobs++;
       }
       return true;
@@ -304,7 +305,7 @@ class ChunkedStore final : public BlobStore {
       if (!live.count(info.digest)) {
         dead.push_back(info);
       } else {
-        chunk_counts[info.digest] = (info.size + chunk_size_ - 1) / chunk_size_;
+        chunk_counts[info.digest] = info.chunks;
       }
       return OkStatus();
     }));
@@ -317,7 +318,7 @@ class ChunkedStore final : public BlobStore {
       if (drop_partials || !rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
         partials.push_back(d);
       } else {
-        chunk_counts[d] = (rec.durable_bytes() + chunk_size_ - 1) / chunk_size_;
+        chunk_counts[d] = static_cast<uint64_t>(rec.chunk_sha256_size());
       }
       return true;
     }));
@@ -350,7 +351,7 @@ class ChunkedStore final : public BlobStore {
     auto key = ChunkKey(digest, chunk_index);
     GS_ASSIGN_OR_RETURN(auto value, kv_->Get(Space::kChunks, key));
     if (!value || value->size() < 2) return MakeError(Errc::kNotFound, "no such chunk");
-    (*value)[value->size() / 2 + 1] ^= 0x01;
+    (*value)[1 + (value->size() - 1) / 2] ^= 0x01;  // a payload byte (byte 0 is the codec)
     return kv_->RawPutChunkForTest(key, *value);
   }
 

@@ -1,1 +1,975 @@
+// The BlobStore contract (store/blob_store.h), run against every implementation: the in-memory
+// store and the RocksDB store. A small chunk size makes every multi-chunk path run.
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "proto/bundle.pb.h"
+#include "proto/digest.h"
+#include "proto/error.h"
+#include "proto/sha256.h"
+#include "store/blob_store.h"
+
+namespace gapsync::store {
+namespace {
+
+constexpr uint32_t kChunk = 4096;
+constexpr const char* kOctet = "application/octet-stream";
+
+#define ASSERT_OK(expr)                                                  \
+  do {                                                                   \
+    auto gs_st_ = (expr);                                                \
+    ASSERT_TRUE(gs_st_.ok()) << #expr << ": " << gs_st_.error().message; \
+  } while (0)
+#define EXPECT_OK(expr)                                                  \
+  do {                                                                   \
+    auto gs_st_ = (expr);                                                \
+    EXPECT_TRUE(gs_st_.ok()) << #expr << ": " << gs_st_.error().message; \
+  } while (0)
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(n, '\0');
+  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
+  return out;
+}
+
+BlobDigest DigestOf(const std::string& data) { return Sha256::Of(data); }
+
+std::span<const uint8_t> Bytes(const std::string& s, size_t from = 0, size_t len = std::string::npos) {
+  len = std::min(len, s.size() - from);
+  return {reinterpret_cast<const uint8_t*>(s.data()) + from, len};
+}
+
+// A serialized BundleManifest whose release needs `blobs` (all the store reads from it).
+std::string ManifestFor(const std::string& app, const std::string& version, const std::vector<std::string>& blobs) {
+  v1::BundleManifest m;
+  m.set_format_version(1);
+  m.mutable_release()->set_app(app);
+  m.mutable_release()->set_version(version);
+  for (const auto& b : blobs) {
+    auto* d = m.mutable_release()->add_blobs();
+    d->set_digest(DigestOf(b).str());
+    d->set_size(b.size());
+    d->set_media_type(kOctet);
+  }
+  return m.SerializeAsString();
+}
+
+StoredRelease ReleaseFor(const std::string& app, const std::string& version, const std::vector<std::string>& blobs,
+                         bool pinned = true) {
+  StoredRelease r;
+  r.id = {app, version};
+  r.manifest = ManifestFor(app, version, blobs);
+  r.signature = std::string(64, 's');
+  r.release_digest = "sha256:" + std::string(64, 'a');
+  r.ingested_unix = 1700000000;
+  r.pinned = pinned;
+  return r;
+}
+
+std::vector<BlobDigest> Needed(const std::vector<std::string>& blobs) {
+  std::vector<BlobDigest> out;
+  for (const auto& b : blobs) out.push_back(DigestOf(b));
+  return out;
+}
+
+enum class Backend { kMemory, kRocksDb };
+
+class BlobStoreContract : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/gapsync-store-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    Open();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void Open() {
+    if (GetParam() == Backend::kMemory) {
+      store_ = NewMemoryStore(kChunk);
+    } else {
+      RocksDbOptions o;
+      o.chunk_size = kChunk;
+      auto s = OpenRocksDbStore(dir_ + "/db", o);
+      ASSERT_TRUE(s.ok()) << s.error().message;
+      store_ = std::move(s).value();
+    }
+  }
+  // RocksDB only: close and reopen the same folder.
+  void Reopen() {
+    store_.reset();
+    Open();
+  }
+
+  BlobStore& store() { return *store_; }
+
+  // Writes `data` in pieces of `piece` bytes, commits; syncs when `sync`.
+  void Put(const std::string& data, const std::string& media_type = kOctet, bool sync = true, size_t piece = 1000) {
+    auto w = store().OpenWriter(DigestOf(data), data.size(), media_type);
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    ASSERT_EQ((*w)->offset(), 0u);
+    for (size_t i = 0; i < data.size(); i += piece) ASSERT_OK((*w)->Append(Bytes(data, i, piece)));
+    ASSERT_OK((*w)->Commit());
+    if (sync) ASSERT_OK(store().Sync());
+  }
+
+  // Reads [offset, offset+len) into `out`; returns the Status.
+  Status ReadInto(const BlobDigest& d, uint64_t offset, uint64_t len, std::string& out, int* calls = nullptr) {
+    out.clear();
+    return store().Read(d, offset, len, [&](std::span<const uint8_t> b) {
+      out.append(reinterpret_cast<const char*>(b.data()), b.size());
+      if (calls) ++*calls;
+      return OkStatus();
+    });
+  }
+
+  bool Visible(const BlobDigest& d) {
+    auto st = store().Stat(d);
+    EXPECT_TRUE(st.ok());
+    return st.ok() && st->has_value();
+  }
+
+  std::vector<BlobDigest> AllBlobs() {
+    std::vector<BlobDigest> out;
+    EXPECT_OK(store().ForEachBlob([&](const BlobInfo& i) {
+      out.push_back(i.digest);
+      return OkStatus();
+    }));
+    return out;
+  }
+
+  FsckReport Fsck() {
+    auto r = store().Fsck(nullptr);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r.value() : FsckReport{};
+  }
+
+  std::string dir_;
+  std::unique_ptr<BlobStore> store_;
+};
+
+TEST_P(BlobStoreContract, WriteCommitSyncThenStatAndRead) {
+  const std::string data = RandomBytes(3 * kChunk + 100, 1);
+  const auto d = DigestOf(data);
+  Put(data);
+  auto info = store().Stat(d);
+  ASSERT_TRUE(info.ok());
+  ASSERT_TRUE(info->has_value());
+  EXPECT_EQ((*info)->digest, d);
+  EXPECT_EQ((*info)->size, data.size());
+  EXPECT_EQ((*info)->media_type, kOctet);
+
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_EQ(got, data);
+
+  struct Range {
+    uint64_t offset, len;
+  };
+  for (auto r : std::vector<Range>{{0, 1},
+                                   {kChunk - 1, 2},               // crosses chunk 0/1
+                                   {4000, 200},                   // crosses chunk 0/1
+                                   {kChunk, kChunk},              // exactly chunk 1
+                                   {kChunk - 1, 2 * kChunk + 2},  // crosses two boundaries
+                                   {3 * kChunk, 100},             // exactly the short tail
+                                   {data.size() - 1, 1},          // last byte
+                                   {10, data.size() - 10}}) {
+    ASSERT_OK(ReadInto(d, r.offset, r.len, got));
+    EXPECT_EQ(got, data.substr(r.offset, r.len)) << "range " << r.offset << "+" << r.len;
+  }
+}
+
+TEST_P(BlobStoreContract, ZeroLengthReadsSucceedWithNoBytes) {
+  const std::string data = RandomBytes(2 * kChunk, 2);
+  const auto d = DigestOf(data);
+  Put(data);
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, 0, got));
+  EXPECT_TRUE(got.empty());
+  ASSERT_OK(ReadInto(d, kChunk, 0, got));
+  EXPECT_TRUE(got.empty());
+  ASSERT_OK(ReadInto(d, data.size(), 0, got));  // at the very end
+  EXPECT_TRUE(got.empty());
+}
+
+TEST_P(BlobStoreContract, ReadPastEndIsAnError) {
+  const std::string data = RandomBytes(kChunk + 10, 3);
+  const auto d = DigestOf(data);
+  Put(data);
+  std::string got;
+  int calls = 0;
+  for (auto [off, len] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {0, data.size() + 1}, {data.size(), 1}, {data.size() + 1, 0}, {5, data.size()}, {UINT64_MAX, 2},
+           {1, UINT64_MAX}}) {
+    auto st = ReadInto(d, off, len, got, &calls);
+    ASSERT_FALSE(st.ok()) << "read " << off << "+" << len << " of a " << data.size() << "-byte blob";
+    EXPECT_EQ(st.error().code, Errc::kInvalidArgument);
+    EXPECT_NE(st.error().message.find(d.str()), std::string::npos) << st.error().message;
+  }
+  EXPECT_EQ(calls, 0) << "the sink must not see bytes of a refused read";
+}
+
+TEST_P(BlobStoreContract, ReadOfUnknownBlobIsNotFound) {
+  std::string got;
+  auto st = ReadInto(DigestOf("nope"), 0, 0, got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kNotFound);
+  auto info = store().Stat(DigestOf("nope"));
+  ASSERT_TRUE(info.ok());
+  EXPECT_FALSE(info->has_value());
+}
+
+TEST_P(BlobStoreContract, EmptyBlob) {
+  const std::string data;
+  Put(data);
+  auto info = store().Stat(DigestOf(data));
+  ASSERT_TRUE(info.ok());
+  ASSERT_TRUE(info->has_value());
+  EXPECT_EQ((*info)->size, 0u);
+  std::string got;
+  EXPECT_OK(ReadInto(DigestOf(data), 0, 0, got));
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.blobs_checked, 1u);
+}
+
+TEST_P(BlobStoreContract, NotVisibleBeforeSync) {
+  const std::string data = RandomBytes(2 * kChunk + 5, 4);
+  const auto d = DigestOf(data);
+  Put(data, kOctet, /*sync=*/false);
+  EXPECT_FALSE(Visible(d));
+  EXPECT_TRUE(AllBlobs().empty());
+  std::string got;
+  auto st = ReadInto(d, 0, 1, got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kNotFound);
+  ASSERT_OK(store().Sync());
+  EXPECT_TRUE(Visible(d));
+  EXPECT_EQ(AllBlobs(), std::vector<BlobDigest>{d});
+}
+
+TEST_P(BlobStoreContract, CommitWithWrongBytesIsCorruptAndInvisible) {
+  const std::string want = RandomBytes(2 * kChunk + 300, 5);
+  std::string other = want;
+  other[kChunk + 7] ^= 0x40;  // same size, one bit different
+  const auto d = DigestOf(want);
+  auto w = store().OpenWriter(d, want.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  ASSERT_OK((*w)->Append(Bytes(other)));
+  auto st = (*w)->Commit();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  EXPECT_NE(st.error().message.find(d.str()), std::string::npos) << st.error().message;
+  w->reset();
+  ASSERT_OK(store().Sync());
+  EXPECT_FALSE(Visible(d));
+  EXPECT_FALSE(Visible(DigestOf(other)));
+  EXPECT_TRUE(AllBlobs().empty());
+  auto partial = store().PartialBytes(d);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_EQ(*partial, 0u);
+  // The right bytes can still be stored afterwards.
+  Put(want);
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, want.size(), got));
+  EXPECT_EQ(got, want);
+}
+
+TEST_P(BlobStoreContract, CommitWithTooFewBytesIsCorrupt) {
+  const std::string data = RandomBytes(kChunk + 1, 6);
+  const auto d = DigestOf(data);
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  ASSERT_OK((*w)->Append(Bytes(data, 0, kChunk)));
+  auto st = (*w)->Commit();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  w->reset();
+  ASSERT_OK(store().Sync());
+  EXPECT_FALSE(Visible(d));
+}
+
+TEST_P(BlobStoreContract, AppendOfMoreThanSizeFails) {
+  const std::string data = RandomBytes(100, 7);
+  const auto d = DigestOf(data);
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  const std::string more = data + "x";
+  EXPECT_FALSE((*w)->Append(Bytes(more)).ok());
+  // Also when the overflow comes in a later append.
+  auto w2 = store().OpenWriter(DigestOf("z"), 1, kOctet);
+  ASSERT_TRUE(w2.ok());
+  ASSERT_OK((*w2)->Append(Bytes(std::string("z"))));
+  auto st = (*w2)->Append(Bytes(std::string("z")));
+  EXPECT_FALSE(st.ok());
+  w->reset();
+  w2->reset();
+  ASSERT_OK(store().Sync());
+  EXPECT_FALSE(Visible(d));
+  EXPECT_FALSE(Visible(DigestOf("z")));
+}
+
+// Suspend at `cut` bytes, Sync, reopen a writer: it resumes at `cut` and the rest commits.
+class SuspendResume : public BlobStoreContract {
+ protected:
+  void Run(uint64_t cut, bool reopen_store) {
+    const std::string data = RandomBytes(5 * kChunk + 17, static_cast<uint32_t>(100 + cut));
+    const auto d = DigestOf(data);
+    {
+      auto w = store().OpenWriter(d, data.size(), kOctet);
+      ASSERT_TRUE(w.ok());
+      // odd pieces so appends straddle chunk boundaries
+      for (uint64_t i = 0; i < cut; i += 777) ASSERT_OK((*w)->Append(Bytes(data, i, std::min<uint64_t>(777, cut - i))));
+      ASSERT_EQ((*w)->offset(), cut);
+      ASSERT_OK((*w)->Suspend());
+    }
+    ASSERT_OK(store().Sync());
+    if (reopen_store) {
+      Reopen();
+      ASSERT_NE(store_, nullptr);
+    }
+    EXPECT_FALSE(Visible(d));
+    auto partial = store().PartialBytes(d);
+    ASSERT_TRUE(partial.ok());
+    EXPECT_EQ(*partial, cut);
+
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_EQ((*w)->offset(), cut) << "writer did not resume where it was suspended";
+    ASSERT_OK((*w)->Append(Bytes(data, cut)));
+    ASSERT_OK((*w)->Commit());
+    ASSERT_OK(store().Sync());
+    auto info = store().Stat(d);
+    ASSERT_TRUE(info.ok());
+    ASSERT_TRUE(info->has_value());
+    EXPECT_EQ((*info)->size, data.size());
+    std::string got;
+    ASSERT_OK(ReadInto(d, 0, data.size(), got));
+    EXPECT_TRUE(got == data) << "resumed blob reads back different bytes";
+    auto after = store().PartialBytes(d);
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(*after, 0u);
+    auto r = Fsck();
+    EXPECT_TRUE(r.problems.empty()) << r.problems.front();
+    EXPECT_EQ(r.partial_blobs, 0u);
+    EXPECT_EQ(r.orphan_chunks, 0u);
+  }
+};
+
+TEST_P(SuspendResume, AtChunkBoundary) { Run(2 * kChunk, false); }
+TEST_P(SuspendResume, WithShortTailChunk) { Run(2 * kChunk + 1000, false); }
+TEST_P(SuspendResume, InsideFirstChunk) { Run(100, false); }
+TEST_P(SuspendResume, OneByteBeforeTheEnd) { Run(5 * kChunk + 16, false); }
+
+TEST_P(SuspendResume, SuspendTwiceThenFinish) {
+  const std::string data = RandomBytes(4 * kChunk + 3, 9);
+  const auto d = DigestOf(data);
+  const uint64_t cuts[] = {kChunk + 10, 3 * kChunk + 5};
+  uint64_t at = 0;
+  for (uint64_t cut : cuts) {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_EQ((*w)->offset(), at);
+    ASSERT_OK((*w)->Append(Bytes(data, at, cut - at)));
+    ASSERT_OK((*w)->Suspend());
+    ASSERT_OK(store().Sync());
+    at = cut;
+  }
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  ASSERT_EQ((*w)->offset(), at);
+  ASSERT_OK((*w)->Append(Bytes(data, at)));
+  ASSERT_OK((*w)->Commit());
+  ASSERT_OK(store().Sync());
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+}
+
+TEST_P(SuspendResume, ResumedWithCompressibleData) {
+  std::string data(5 * kChunk + 17, '\0');
+  for (size_t i = 0; i < data.size(); i += 97) data[i] = static_cast<char>(i);
+  const auto d = DigestOf(data);
+  const uint64_t cut = 2 * kChunk + 1000;
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, cut)));
+    ASSERT_OK((*w)->Suspend());
+  }
+  ASSERT_OK(store().Sync());
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  ASSERT_EQ((*w)->offset(), cut);
+  ASSERT_OK((*w)->Append(Bytes(data, cut)));
+  ASSERT_OK((*w)->Commit());
+  ASSERT_OK(store().Sync());
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+  auto info = store().Stat(d);
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_LT((*info)->stored_bytes, data.size());
+}
+
+TEST_P(SuspendResume, CheckpointKeepsWholeChunksOfADroppedWriter) {
+  const std::string data = RandomBytes(4 * kChunk + 10, 33);
+  const auto d = DigestOf(data);
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, 2 * kChunk + 1000)));
+    ASSERT_OK((*w)->Checkpoint());
+    ASSERT_OK(store().Sync());
+    ASSERT_OK((*w)->Append(Bytes(data, 2 * kChunk + 1000, 500)));  // keeps writing after it
+  }  // dropped: a crash
+  EXPECT_FALSE(Visible(d));
+  auto partial = store().PartialBytes(d);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_EQ(*partial, 2 * kChunk) << "checkpoint records whole chunks only";
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  ASSERT_EQ((*w)->offset(), 2 * kChunk);
+  ASSERT_OK((*w)->Append(Bytes(data, 2 * kChunk)));
+  ASSERT_OK((*w)->Commit());
+  ASSERT_OK(store().Sync());
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.partial_blobs, 0u);
+}
+
+TEST_P(SuspendResume, CheckpointThenCommitLeavesNoPartial) {
+  const std::string data = RandomBytes(3 * kChunk + 10, 34);
+  const auto d = DigestOf(data);
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  ASSERT_OK((*w)->Append(Bytes(data, 0, kChunk + 1)));
+  ASSERT_OK((*w)->Checkpoint());
+  ASSERT_OK(store().Sync());
+  ASSERT_OK((*w)->Append(Bytes(data, kChunk + 1)));
+  ASSERT_OK((*w)->Commit());
+  ASSERT_OK(store().Sync());
+  EXPECT_TRUE(Visible(d));
+  auto partial = store().PartialBytes(d);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_EQ(*partial, 0u);
+  EXPECT_FALSE((*w)->Checkpoint().ok()) << "checkpoint after commit accepted";
+}
+
+TEST_P(SuspendResume, OtherSizeStartsOver) {
+  const std::string data = RandomBytes(3 * kChunk, 10);
+  const auto d = DigestOf(data);
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, kChunk + 5)));
+    ASSERT_OK((*w)->Suspend());
+  }
+  ASSERT_OK(store().Sync());
+  auto w = store().OpenWriter(d, data.size() + 1, kOctet);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ((*w)->offset(), 0u);
+}
+
+// Tests that need a store which persists across close + reopen.
+class RocksDbOnly : public SuspendResume {};
+
+TEST_P(RocksDbOnly, SuspendNotRecordedWithoutSync) {
+  const std::string data = RandomBytes(3 * kChunk, 11);
+  const auto d = DigestOf(data);
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, kChunk + 5)));
+    ASSERT_OK((*w)->Suspend());
+  }
+  Reopen();  // no Sync: the suspension was never recorded
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ((*w)->offset(), 0u);
+}
+
+TEST_P(RocksDbOnly, SuspendSurvivesReopenWithShortTail) {
+  Run(3 * kChunk + 123, true);
+}
+
+TEST_P(BlobStoreContract, WriterDroppedWithoutCommitLeavesNothingVisible) {
+  const std::string data = RandomBytes(3 * kChunk + 9, 12);
+  const auto d = DigestOf(data);
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, 2 * kChunk + 50)));
+  }
+  ASSERT_OK(store().Sync());
+  EXPECT_FALSE(Visible(d));
+  EXPECT_TRUE(AllBlobs().empty());
+  auto partial = store().PartialBytes(d);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_EQ(*partial, 0u);
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ((*w)->offset(), 0u);
+}
+
+TEST_P(BlobStoreContract, CorruptChunkIsReportedAndNeverPassedOn) {
+  const std::string data = RandomBytes(3 * kChunk + 500, 13);
+  const auto d = DigestOf(data);
+  Put(data);
+  ASSERT_OK(store().CorruptForTest(d, 1));
+
+  std::string got;
+  auto st = ReadInto(d, 0, data.size(), got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  EXPECT_NE(st.error().message.find(d.str()), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("chunk 1"), std::string::npos) << st.error().message;
+  // Only chunk 0 reached the sink, and it is the right bytes.
+  EXPECT_EQ(got.size(), kChunk);
+  EXPECT_TRUE(got == data.substr(0, kChunk));
+
+  // A range inside the bad chunk: nothing reaches the sink.
+  int calls = 0;
+  st = ReadInto(d, kChunk + 10, 20, got, &calls);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  EXPECT_EQ(calls, 0);
+  // Ranges that avoid it still read.
+  ASSERT_OK(ReadInto(d, 0, kChunk, got));
+  EXPECT_TRUE(got == data.substr(0, kChunk));
+  ASSERT_OK(ReadInto(d, 2 * kChunk, kChunk + 500, got));
+  EXPECT_TRUE(got == data.substr(2 * kChunk));
+}
+
+TEST_P(BlobStoreContract, CorruptCompressedChunkIsReported) {
+  const std::string data(3 * kChunk, '\0');
+  const auto d = DigestOf(data);
+  Put(data);
+  ASSERT_OK(store().CorruptForTest(d, 2));
+  std::string got;
+  auto st = ReadInto(d, 0, data.size(), got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  EXPECT_EQ(got.size(), 2 * kChunk);
+}
+
+TEST_P(BlobStoreContract, CorruptTailChunkIsReported) {
+  const std::string data = RandomBytes(kChunk + 3, 14);  // tail chunk of 3 bytes
+  const auto d = DigestOf(data);
+  Put(data);
+  ASSERT_OK(store().CorruptForTest(d, 1));
+  std::string got;
+  auto st = ReadInto(d, kChunk, 3, got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  EXPECT_TRUE(got.empty());
+}
+
+TEST_P(BlobStoreContract, FsckCleanThenReportsCorruption) {
+  const std::string a = RandomBytes(2 * kChunk + 1, 15);
+  const std::string b(3 * kChunk, 'b');
+  Put(a);
+  Put(b);
+  ASSERT_OK(store().PutRelease(ReleaseFor("app", "1.0.0", {a, b}), Needed({a, b})));
+  uint64_t progressed = 0;
+  auto r = store().Fsck([&](uint64_t n) { progressed += n; });
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->problems.empty()) << r->problems.front();
+  EXPECT_EQ(r->blobs_checked, 2u);
+  EXPECT_EQ(r->bytes_checked, a.size() + b.size());
+  EXPECT_EQ(progressed, a.size() + b.size());
+  EXPECT_EQ(r->releases_checked, 1u);
+  EXPECT_EQ(r->orphan_chunks, 0u);
+  EXPECT_EQ(r->partial_blobs, 0u);
+
+  ASSERT_OK(store().CorruptForTest(DigestOf(a), 1));
+  auto bad = Fsck();
+  ASSERT_EQ(bad.problems.size(), 1u);
+  EXPECT_NE(bad.problems[0].find(DigestOf(a).str()), std::string::npos) << bad.problems[0];
+  EXPECT_EQ(bad.blobs_checked, 2u);
+}
+
+// A 1-byte tail chunk is stored as 2 bytes (codec + payload). CorruptForTest must still flip a
+// stored byte of it (it used to index one past the end and change nothing).
+TEST_P(BlobStoreContract, CorruptForTestOfOneByteTailChunk) {
+  const std::string a = RandomBytes(2 * kChunk + 1, 31);
+  const auto d = DigestOf(a);
+  Put(a);
+  ASSERT_OK(store().CorruptForTest(d, 2));
+  std::string got;
+  auto st = ReadInto(d, 2 * kChunk, 1, got);
+  EXPECT_FALSE(st.ok()) << "CorruptForTest(chunk of 1 byte) returned OK but the chunk still reads back fine: "
+                           "the fault was never injected (store/chunked_store.cc CorruptForTest)";
+  if (!st.ok()) {
+    EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  }
+  EXPECT_TRUE(got.empty());
+  auto r = Fsck();
+  EXPECT_EQ(r.problems.size(), 1u) << "fsck does not see the injected corruption";
+}
+
+TEST_P(BlobStoreContract, FsckListsCorruptBlobsAndDropBlobHidesThem) {
+  const std::string good = RandomBytes(2 * kChunk, 35);
+  const std::string bad = RandomBytes(2 * kChunk + 50, 36);
+  Put(good);
+  Put(bad);
+  ASSERT_OK(store().CorruptForTest(DigestOf(bad), 0));
+  auto r = Fsck();
+  ASSERT_EQ(r.corrupt_blobs.size(), 1u);
+  EXPECT_EQ(r.corrupt_blobs[0], DigestOf(bad));
+  ASSERT_OK(store().DropBlob(DigestOf(bad)));
+  EXPECT_FALSE(Visible(DigestOf(bad)));
+  EXPECT_TRUE(Visible(DigestOf(good)));
+  auto after = Fsck();
+  EXPECT_TRUE(after.problems.empty());
+  EXPECT_TRUE(after.corrupt_blobs.empty());
+  // It can be stored again, and gc takes the dropped chunks away.
+  Put(bad);
+  std::string got;
+  ASSERT_OK(ReadInto(DigestOf(bad), 0, bad.size(), got));
+  EXPECT_TRUE(got == bad);
+}
+
+TEST_P(BlobStoreContract, FsckCountsPartials) {
+  const std::string data = RandomBytes(3 * kChunk, 16);
+  {
+    auto w = store().OpenWriter(DigestOf(data), data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, kChunk + 1)));
+    ASSERT_OK((*w)->Suspend());
+  }
+  ASSERT_OK(store().Sync());
+  auto r = Fsck();
+  EXPECT_EQ(r.partial_blobs, 1u);
+  EXPECT_EQ(r.orphan_chunks, 0u) << "chunks of a recorded partial are not orphans";
+  EXPECT_TRUE(r.problems.empty());
+}
+
+TEST_P(BlobStoreContract, PutReleaseRefusesMissingBlob) {
+  const std::string a = RandomBytes(kChunk + 10, 17);
+  const std::string b = RandomBytes(10, 18);
+  Put(a);
+  auto rel = ReleaseFor("app", "1.0.0", {a, b});
+  auto st = store().PutRelease(rel, Needed({a, b}));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kIncomplete);
+  EXPECT_NE(st.error().message.find(DigestOf(b).str()), std::string::npos) << st.error().message;
+  auto got = store().GetRelease(rel.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+  auto all = store().ListReleases();
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->empty());
+
+  Put(b);
+  ASSERT_OK(store().PutRelease(rel, Needed({a, b})));
+  got = store().GetRelease(rel.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(got->has_value());
+}
+
+TEST_P(BlobStoreContract, GetReleaseAndListReleasesRoundTrip) {
+  const std::string a = RandomBytes(100, 19);
+  Put(a);
+  auto r1 = ReleaseFor("web", "1.0.0", {a});
+  auto r2 = ReleaseFor("web", "1.1.0-rc.1", {a}, /*pinned=*/false);
+  r2.signature = std::string(64, '\0');  // binary bytes survive
+  r2.ingested_unix = 42;
+  auto r3 = ReleaseFor("db", "2.0.0", {});
+  ASSERT_OK(store().PutRelease(r1, Needed({a})));
+  ASSERT_OK(store().PutRelease(r2, Needed({a})));
+  ASSERT_OK(store().PutRelease(r3, {}));
+
+  auto got = store().GetRelease({"web", "1.1.0-rc.1"});
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  const auto& s = **got;
+  EXPECT_EQ(s.id, r2.id);
+  EXPECT_EQ(s.manifest, r2.manifest);
+  EXPECT_EQ(s.signature, r2.signature);
+  EXPECT_EQ(s.release_digest, r2.release_digest);
+  EXPECT_EQ(s.ingested_unix, 42);
+  EXPECT_FALSE(s.pinned);
+
+  auto missing = store().GetRelease({"web", "9.9.9"});
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  // app/version boundaries are not confused ("web" + "1.0.0" vs "web1" + ".0.0")
+  auto confused = store().GetRelease({"web1", ".0.0"});
+  ASSERT_TRUE(confused.ok());
+  EXPECT_FALSE(confused->has_value());
+
+  auto all = store().ListReleases();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  std::vector<std::string> ids;
+  for (const auto& r : *all) ids.push_back(r.id.str());
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"db@2.0.0", "web@1.0.0", "web@1.1.0-rc.1"}));
+  for (const auto& r : *all) {
+    if (r.id.str() == "web@1.0.0") {
+      EXPECT_TRUE(r.pinned);
+      EXPECT_EQ(r.manifest, r1.manifest);
+    }
+  }
+}
+
+TEST_P(BlobStoreContract, CollectGarbageKeepsNeededRemovesTheRest) {
+  const std::string keep1 = RandomBytes(2 * kChunk + 7, 20);
+  const std::string keep2(3 * kChunk, 'k');
+  const std::string drop1 = RandomBytes(3 * kChunk + 1, 21);
+  const std::string drop2(kChunk, 'd');
+  for (const auto* b : {&keep1, &keep2, &drop1, &drop2}) Put(*b);
+  ASSERT_OK(store().PutRelease(ReleaseFor("app", "1.0.0", {keep1}), Needed({keep1})));
+  ASSERT_OK(store().PutRelease(ReleaseFor("app", "1.1.0", {keep1, keep2}), Needed({keep1, keep2})));
+
+  auto gc = store().CollectGarbage(false);
+  ASSERT_TRUE(gc.ok()) << gc.error().message;
+  EXPECT_EQ(gc->blobs_removed, 2u);
+  EXPECT_EQ(gc->bytes_removed, drop1.size() + drop2.size());
+  EXPECT_TRUE(Visible(DigestOf(keep1)));
+  EXPECT_TRUE(Visible(DigestOf(keep2)));
+  EXPECT_FALSE(Visible(DigestOf(drop1)));
+  EXPECT_FALSE(Visible(DigestOf(drop2)));
+  std::string got;
+  ASSERT_OK(ReadInto(DigestOf(keep1), 0, keep1.size(), got));
+  EXPECT_TRUE(got == keep1);
+  ASSERT_OK(ReadInto(DigestOf(keep2), 0, keep2.size(), got));
+  EXPECT_TRUE(got == keep2);
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty()) << r.problems.front();
+  EXPECT_EQ(r.orphan_chunks, 0u) << "chunks of removed blobs stayed behind";
+  EXPECT_EQ(r.blobs_checked, 2u);
+
+  // Idempotent.
+  auto again = store().CollectGarbage(false);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->blobs_removed, 0u);
+  EXPECT_EQ(again->orphan_chunks_removed, 0u);
+}
+
+TEST_P(BlobStoreContract, CollectGarbageIgnoresUnpinnedReleases) {
+  const std::string pinned = RandomBytes(kChunk + 1, 22);
+  const std::string unpinned = RandomBytes(kChunk + 2, 23);
+  Put(pinned);
+  Put(unpinned);
+  ASSERT_OK(store().PutRelease(ReleaseFor("app", "1.0.0", {pinned}), Needed({pinned})));
+  ASSERT_OK(store().PutRelease(ReleaseFor("app", "0.9.0", {unpinned}, false), Needed({unpinned})));
+  auto gc = store().CollectGarbage(false);
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ(gc->blobs_removed, 1u);
+  EXPECT_TRUE(Visible(DigestOf(pinned)));
+  EXPECT_FALSE(Visible(DigestOf(unpinned)));
+}
+
+TEST_P(BlobStoreContract, CollectGarbageRemovesOrphanChunks) {
+  const std::string kept = RandomBytes(2 * kChunk + 3, 24);
+  Put(kept);
+  ASSERT_OK(store().PutRelease(ReleaseFor("app", "1.0.0", {kept}), Needed({kept})));
+  // Chunks written by a writer that was dropped...
+  const std::string dropped = RandomBytes(4 * kChunk, 25);
+  {
+    auto w = store().OpenWriter(DigestOf(dropped), dropped.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(dropped, 0, 3 * kChunk)));
+  }
+  // ...and by a commit whose bytes were wrong.
+  const std::string wrong = RandomBytes(2 * kChunk, 26);
+  {
+    auto w = store().OpenWriter(DigestOf("something else"), wrong.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(wrong)));
+    EXPECT_FALSE((*w)->Commit().ok());
+  }
+  ASSERT_OK(store().Sync());
+  auto before = Fsck();
+  EXPECT_GE(before.orphan_chunks, 1u) << "fsck does not see orphan chunks";
+  EXPECT_TRUE(before.problems.empty());
+
+  auto gc = store().CollectGarbage(false);
+  ASSERT_TRUE(gc.ok()) << gc.error().message;
+  EXPECT_GE(gc->orphan_chunks_removed, 1u);
+  EXPECT_EQ(gc->blobs_removed, 0u);
+  auto after = Fsck();
+  EXPECT_EQ(after.orphan_chunks, 0u);
+  EXPECT_TRUE(after.problems.empty());
+  std::string got;
+  ASSERT_OK(ReadInto(DigestOf(kept), 0, kept.size(), got));
+  EXPECT_TRUE(got == kept);
+}
+
+TEST_P(BlobStoreContract, CollectGarbagePartials) {
+  const std::string data = RandomBytes(4 * kChunk, 27);
+  const auto d = DigestOf(data);
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, 2 * kChunk + 9)));
+    ASSERT_OK((*w)->Suspend());
+  }
+  ASSERT_OK(store().Sync());
+  auto keep = store().CollectGarbage(false);
+  ASSERT_TRUE(keep.ok());
+  EXPECT_EQ(keep->partials_removed, 0u);
+  EXPECT_EQ(keep->orphan_chunks_removed, 0u);
+  auto pb = store().PartialBytes(d);
+  ASSERT_TRUE(pb.ok());
+  EXPECT_EQ(*pb, 2 * kChunk + 9);
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    EXPECT_EQ((*w)->offset(), 2 * kChunk + 9) << "gc without drop_partials broke the partial";
+  }
+
+  auto drop = store().CollectGarbage(true);
+  ASSERT_TRUE(drop.ok());
+  EXPECT_EQ(drop->partials_removed, 1u);
+  pb = store().PartialBytes(d);
+  ASSERT_TRUE(pb.ok());
+  EXPECT_EQ(*pb, 0u);
+  auto r = Fsck();
+  EXPECT_EQ(r.partial_blobs, 0u);
+  EXPECT_EQ(r.orphan_chunks, 0u);
+}
+
+TEST_P(BlobStoreContract, CompressibleDataIsStoredSmaller) {
+  const std::string zeros(5 * kChunk + 100, '\0');
+  Put(zeros);
+  auto info = store().Stat(DigestOf(zeros));
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_EQ((*info)->size, zeros.size());
+  EXPECT_LT((*info)->stored_bytes, zeros.size() / 4);
+  std::string got;
+  ASSERT_OK(ReadInto(DigestOf(zeros), 100, 3 * kChunk, got));
+  EXPECT_TRUE(got == zeros.substr(100, 3 * kChunk));
+}
+
+TEST_P(BlobStoreContract, RandomDataIsStoredAsIs) {
+  const std::string data = RandomBytes(5 * kChunk + 100, 28);
+  Put(data);
+  auto info = store().Stat(DigestOf(data));
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_EQ((*info)->stored_bytes, data.size());
+}
+
+TEST_P(BlobStoreContract, CompressedMediaTypeIsNotRecompressed) {
+  const std::string zeros(3 * kChunk, '\0');
+  Put(zeros, "application/vnd.oci.image.layer.v1.tar+gzip");
+  auto info = store().Stat(DigestOf(zeros));
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_EQ((*info)->stored_bytes, zeros.size());
+  EXPECT_EQ((*info)->media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+}
+
+TEST_P(RocksDbOnly, DataSurvivesCloseAndReopen) {
+  const std::string a = RandomBytes(3 * kChunk + 11, 29);
+  const std::string b(2 * kChunk, 'z');
+  Put(a);
+  Put(b);
+  auto rel = ReleaseFor("app", "1.2.3", {a, b});
+  ASSERT_OK(store().PutRelease(rel, Needed({a, b})));
+  Reopen();
+  ASSERT_NE(store_, nullptr);
+  for (const auto* blob : {&a, &b}) {
+    std::string got;
+    ASSERT_OK(ReadInto(DigestOf(*blob), 0, blob->size(), got));
+    EXPECT_TRUE(got == *blob);
+  }
+  auto got = store().GetRelease(rel.id);
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->manifest, rel.manifest);
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.blobs_checked, 2u);
+  EXPECT_EQ(r.orphan_chunks, 0u);
+}
+
+// Every blob record carries its own chunk_size, so a store may be reopened with another
+// RocksDbOptions::chunk_size. Fsck and gc must count a blob's chunks with the record's chunk size,
+// not the store's: otherwise the blob's chunks past the first look orphaned and gc deletes them.
+TEST_P(RocksDbOnly, ReopenWithOtherChunkSizeKeepsOldBlobsIntact) {
+  const std::string data = RandomBytes(3 * kChunk + 5, 32);
+  const auto d = DigestOf(data);
+  Put(data);
+  ASSERT_OK(store().PutRelease(ReleaseFor("app", "1.0.0", {data}), Needed({data})));
+  store_.reset();
+  RocksDbOptions o;
+  o.chunk_size = 1 << 20;  // the default
+  auto s = OpenRocksDbStore(dir_ + "/db", o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  store_ = std::move(s).value();
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+  auto before = Fsck();
+  EXPECT_EQ(before.orphan_chunks, 0u) << "fsck counts the live chunks of a 4 KiB-chunk blob as orphans";
+  auto gc = store().CollectGarbage(false);
+  ASSERT_TRUE(gc.ok()) << gc.error().message;
+  EXPECT_EQ(gc->orphan_chunks_removed, 0u) << "gc deleted chunks of a blob a pinned release needs";
+  auto st = ReadInto(d, 0, data.size(), got);
+  EXPECT_TRUE(st.ok()) << "pinned blob unreadable after gc: " << st.error().message;
+  auto after = Fsck();
+  EXPECT_TRUE(after.problems.empty()) << after.problems.front();
+}
+
+TEST_P(RocksDbOnly, UnsyncedCommitIsLostOnReopen) {
+  const std::string a = RandomBytes(kChunk + 11, 30);
+  Put(a, kOctet, /*sync=*/false);
+  Reopen();
+  EXPECT_FALSE(Visible(DigestOf(a)));
+}
+
+TEST_P(RocksDbOnly, SecondOpenOfSameFolderIsRefused) {
+  RocksDbOptions o;
+  o.chunk_size = kChunk;
+  auto second = OpenRocksDbStore(dir_ + "/db", o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, Errc::kIo);
+  EXPECT_NE(second.error().message.find("in use"), std::string::npos) << second.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreContract, ::testing::Values(Backend::kMemory, Backend::kRocksDb),
+                         [](const ::testing::TestParamInfo<Backend>& i) {
+                           return i.param == Backend::kMemory ? "Memory" : "RocksDb";
+                         });
+INSTANTIATE_TEST_SUITE_P(Backends, RocksDbOnly, ::testing::Values(Backend::kRocksDb),
+                         [](const ::testing::TestParamInfo<Backend>&) { return "RocksDb"; });
+INSTANTIATE_TEST_SUITE_P(Backends, SuspendResume, ::testing::Values(Backend::kMemory, Backend::kRocksDb),
+                         [](const ::testing::TestParamInfo<Backend>& i) {
+                           return i.param == Backend::kMemory ? "Memory" : "RocksDb";
+                         });
+
+TEST(IsCompressedMediaType, Compressed) {
+  for (const char* t : {"application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.oci.image.layer.v1.tar+zstd",
+                        "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/gzip", "application/zstd",
+                        "application/x-xz", "application/zip"}) {
+    EXPECT_TRUE(IsCompressedMediaType(t)) << t;
+  }
+}
+
+TEST(IsCompressedMediaType, NotCompressed) {
+  for (const char* t : {"application/octet-stream", "application/vnd.oci.image.layer.v1.tar",
+                        "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.config.v1+json", "",
+                        "gzip"}) {
+    EXPECT_FALSE(IsCompressedMediaType(t)) << t;
+  }
+}
+
+}  // namespace
+}  // namespace gapsync::store
