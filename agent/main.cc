@@ -21,6 +21,7 @@ using namespace gapsync::agent;
 namespace {
 
 constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
 constexpr int kExitIncomplete = 3;
 
 int Fail(const Error& e) {
@@ -167,7 +168,12 @@ int main(int argc, char** argv) {
   exportc->add_option("--oci", export_dir, "OCI layout folder to write (read it as oci:DIR:VERSION)")->required();
   exportc->add_flag("--json", export_json, "Print as JSON");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);  // prints help, or the usage error
+    return rc == 0 ? 0 : kExitUsage;
+  }
 
   if (keygen->parsed()) {
     auto r = GenerateKeyPair(key_out, key_name);
