@@ -8,7 +8,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev
   librocksdb-dev libssl-dev libprotobuf-dev protobuf-compiler
   libzstd-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
-  libarchive-dev libgtest-dev libgmock-dev googletest
+  libxxhash-dev libarchive-dev libgtest-dev libgmock-dev googletest
   umoci skopeo busybox-static docker-registry
   openssl jq e2fsprogs util-linux coreutils
   time zstd

@@ -4,6 +4,7 @@
 // Keys: chunk = raw digest (32 bytes) + chunk index (4 bytes, big-endian); blob and partial
 // records = raw digest; release = app + '\0' + version.
 // Chunk value = one codec byte (0 = plain, 1 = zstd) + payload.
+#include <xxhash.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -39,6 +40,14 @@ std::string ChunkRangeEnd(const BlobDigest& d) {
   std::string key = DigestKey(d);
   key.append(5, '\xff');
   return key;
+}
+
+// The per-chunk check: XXH3-128 (fast enough to cost nothing next to SHA-256 and the disk; the
+// whole blob is checked against its SHA-256 digest on write and by fsck).
+std::string ChunkHash(const uint8_t* data, size_t n) {
+  XXH128_canonical_t canon;
+  XXH128_canonicalFromHash(&canon, XXH3_128bits(data, n));
+  return std::string(reinterpret_cast<const char*>(canon.digest), sizeof(canon.digest));
 }
 
 std::string ReleaseKey(const ReleaseId& id) { return id.app + '\0' + id.version; }
@@ -116,7 +125,7 @@ class ChunkedStore final : public BlobStore {
     GS_ASSIGN_OR_RETURN(auto rec, GetBlobRecord(digest));
     if (!rec) return std::optional<BlobInfo>();
     return std::optional<BlobInfo>(BlobInfo{digest, rec->size(), rec->stored_bytes(), rec->media_type(),
-                                            static_cast<uint64_t>(rec->chunk_sha256_size())});
+                                            static_cast<uint64_t>(rec->chunk_hash_size())});
   }
 
   Result<uint64_t> PartialBytes(const BlobDigest& digest) override {
@@ -136,7 +145,7 @@ class ChunkedStore final : public BlobStore {
         return false;
       }
       auto d = BlobDigest::FromRaw(reinterpret_cast<const uint8_t*>(key.data()));
-      inner = fn(BlobInfo{d, rec.size(), rec.stored_bytes(), rec.media_type(), static_cast<uint64_t>(rec.chunk_sha256_size())});
+      inner = fn(BlobInfo{d, rec.size(), rec.stored_bytes(), rec.media_type(), static_cast<uint64_t>(rec.chunk_hash_size())});
       return inner.ok();
     }));
     return inner;
@@ -266,7 +275,7 @@ class ChunkedStore final : public BlobStore {
       v1::PartialRecord rec;
       if (key.size() == BlobDigest::kRawSize && rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
         auto d = BlobDigest::FromRaw(reinterpret_cast<const uint8_t*>(key.data()));
-        chunk_counts[d] = static_cast<uint64_t>(rec.chunk_sha256_size());
+        chunk_counts[d] = static_cast<uint64_t>(rec.chunk_hash_size());
         report.partial_blobs++;
       }
       return true;
@@ -318,7 +327,7 @@ class ChunkedStore final : public BlobStore {
       if (drop_partials || !rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
         partials.push_back(d);
       } else {
-        chunk_counts[d] = static_cast<uint64_t>(rec.chunk_sha256_size());
+        chunk_counts[d] = static_cast<uint64_t>(rec.chunk_hash_size());
       }
       return true;
     }));
@@ -382,7 +391,7 @@ class ChunkedStore final : public BlobStore {
     const uint64_t begin = uint64_t{index} * cs;
     const uint64_t expect = std::min<uint64_t>(cs, rec.size() - begin);
     const std::string where = "blob " + d.str() + " chunk " + std::to_string(index) + " (" + Range(begin, expect) + ")";
-    if (index >= static_cast<uint64_t>(rec.chunk_sha256_size())) {
+    if (index >= static_cast<uint64_t>(rec.chunk_hash_size())) {
       return MakeError(Errc::kCorrupt, where + ": store record lists no digest for it");
     }
     auto got_value = kv_->Get(Space::kChunks, ChunkKey(d, index));
@@ -390,9 +399,7 @@ class ChunkedStore final : public BlobStore {
     auto& value = got_value.value();
     if (!value || value->empty()) return MakeError(Errc::kCorrupt, where + ": missing from the store");
     GS_RETURN_IF_ERROR(DecodeChunk(*value, expect, plain, where));
-    auto got = Sha256::Of(plain.data(), plain.size());
-    const auto& want = rec.chunk_sha256(static_cast<int>(index));
-    if (want.size() != BlobDigest::kRawSize || std::memcmp(got.raw().data(), want.data(), want.size()) != 0) {
+    if (rec.chunk_hash(static_cast<int>(index)) != ChunkHash(plain.data(), plain.size())) {
       return MakeError(Errc::kCorrupt, where + ": stored bytes do not match their digest (store corruption)");
     }
     return OkStatus();
@@ -477,7 +484,7 @@ class ChunkedStore final : public BlobStore {
 Status ChunkedWriter::Resume(const v1::PartialRecord& partial) {
   const uint64_t durable = partial.durable_bytes();
   const uint64_t chunks = (durable + chunk_size_ - 1) / chunk_size_;
-  if (durable > size_ || static_cast<uint64_t>(partial.chunk_sha256_size()) != chunks) {
+  if (durable > size_ || static_cast<uint64_t>(partial.chunk_hash_size()) != chunks) {
     return MakeError(Errc::kCorrupt, "partial record inconsistent");
   }
   std::vector<uint8_t> plain;
@@ -486,13 +493,12 @@ Status ChunkedWriter::Resume(const v1::PartialRecord& partial) {
     if (!value || value->empty()) return MakeError(Errc::kCorrupt, "partial chunk missing");
     uint64_t expect = std::min<uint64_t>(chunk_size_, durable - uint64_t{i} * chunk_size_);
     GS_RETURN_IF_ERROR(ChunkedStore::DecodeChunk(*value, expect, plain, "partial"));
-    auto got = Sha256::Of(plain.data(), plain.size());
-    if (std::memcmp(got.raw().data(), partial.chunk_sha256(static_cast<int>(i)).data(), 32) != 0) {
+    if (partial.chunk_hash(static_cast<int>(i)) != ChunkHash(plain.data(), plain.size())) {
       return MakeError(Errc::kCorrupt, "partial chunk does not verify");
     }
     whole_.Update(plain.data(), plain.size());
     if (plain.size() == chunk_size_) {
-      chunk_hashes_.push_back(partial.chunk_sha256(static_cast<int>(i)));
+      chunk_hashes_.push_back(partial.chunk_hash(static_cast<int>(i)));
       stored_bytes_ += value->size() - 1;
     } else {
       buf_ = plain;  // a short tail: continue filling it
@@ -520,8 +526,7 @@ Status ChunkedWriter::Append(std::span<const uint8_t> bytes) {
 }
 
 Status ChunkedWriter::FlushChunk() {
-  auto h = Sha256::Of(buf_.data(), buf_.size());
-  chunk_hashes_.emplace_back(reinterpret_cast<const char*>(h.raw().data()), h.raw().size());
+  chunk_hashes_.push_back(ChunkHash(buf_.data(), buf_.size()));
   bool compressed = false;
   if (compress_ && compression_misses_ < kMaxCompressionMisses) {
     if (cctx_ == nullptr) cctx_ = ZSTD_createCCtx();
@@ -564,7 +569,7 @@ Status ChunkedWriter::Commit() {
   v1::BlobRecord rec;
   rec.set_size(size_);
   rec.set_chunk_size(chunk_size_);
-  for (auto& h : chunk_hashes_) rec.add_chunk_sha256(h);
+  for (auto& h : chunk_hashes_) rec.add_chunk_hash(h);
   rec.set_media_type(media_type_);
   rec.set_stored_bytes(stored_bytes_);
   store_->Queue(KvOp{Space::kBlobs, DigestKey(digest_), rec.SerializeAsString()});
@@ -577,7 +582,7 @@ v1::PartialRecord ChunkedWriter::MakePartial(uint64_t durable) const {
   rec.set_size(size_);
   rec.set_chunk_size(chunk_size_);
   rec.set_durable_bytes(durable);
-  for (auto& h : chunk_hashes_) rec.add_chunk_sha256(h);
+  for (auto& h : chunk_hashes_) rec.add_chunk_hash(h);
   rec.set_media_type(media_type_);
   return rec;
 }
