@@ -13,7 +13,7 @@ namespace gapsync::agent {
 struct IngestOptions {
   bool allow_older = false;
   bool quiet = false;
-  uint64_t sync_every_bytes = 256ull << 20;  // durability checkpoints while streaming
+  uint64_t sync_every_bytes = 1ull << 30;  // durability checkpoints while streaming
 };
 
 struct IngestResult {

@@ -138,8 +138,8 @@ int main(int argc, char** argv) {
   ingest->add_option("--trust", ingest_trust, "Trusted vendor public key (repeatable)")->required();
   ingest->add_flag("--allow-older", iopt.allow_older, "Accept a version older than the newest the store holds");
   ingest->add_flag("--json", ingest_json, "Print the result as JSON");
-  std::string sync_every = "256M";
-  ingest->add_option("--sync-every", sync_every, "Make progress durable after this many bytes (default 256M)");
+  std::string sync_every = "1G";
+  ingest->add_option("--sync-every", sync_every, "Make progress durable after this many bytes (default 1G)");
 
   // ---- store ----
   auto* storec = app.add_subcommand("store", "Inspect and maintain a node's store");

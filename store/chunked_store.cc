@@ -22,7 +22,7 @@ namespace {
 
 constexpr uint8_t kCodecPlain = 0;
 constexpr uint8_t kCodecZstd = 1;
-constexpr int kZstdLevel = 3;
+constexpr int kZstdLevel = 1;  // fast: most of what pays, at a fraction of level 3's cost
 // Stop trying to compress a blob after this many chunks in a row did not pay.
 constexpr int kMaxCompressionMisses = 2;
 
@@ -97,7 +97,10 @@ class ChunkedWriter final : public BlobWriter {
 
  private:
   v1::PartialRecord MakePartial(uint64_t durable) const;
-  Status FlushChunk();
+  // Hashes, maybe compresses and writes chunk `index` (chunks come in order).
+  Status StoreChunk(uint32_t index, const std::vector<uint8_t>& data);
+  // Stores the short tail chunk still in buf_.
+  Status FlushTail();
 
   ChunkedStore* store_;
   BlobDigest digest_;
@@ -113,6 +116,7 @@ class ChunkedWriter final : public BlobWriter {
   std::string encoded_;
   uint64_t written_ = 0;
   uint64_t stored_bytes_ = 0;
+  uint32_t next_index_ = 0;  // index of the chunk being filled in buf_
   bool done_ = false;
 };
 
@@ -365,9 +369,9 @@ class ChunkedStore final : public BlobStore {
   }
 
   // ---- used by ChunkedWriter ----
-  Status PutChunk(const BlobDigest& d, uint32_t index, std::string_view value) {
+  Status PutChunk(const BlobDigest& d, uint32_t index, std::string_view head, std::string_view body) {
     chunks_dirty_ = true;
-    return kv_->PutChunk(ChunkKey(d, index), value);
+    return kv_->PutChunk(ChunkKey(d, index), head, body);
   }
   Result<std::optional<std::string>> GetChunk(const BlobDigest& d, uint32_t index) {
     return kv_->Get(Space::kChunks, ChunkKey(d, index));
@@ -504,6 +508,7 @@ Status ChunkedWriter::Resume(const v1::PartialRecord& partial) {
       buf_ = plain;  // a short tail: continue filling it
     }
   }
+  next_index_ = static_cast<uint32_t>(chunk_hashes_.size());
   written_ = durable;
   return OkStatus();
 }
@@ -520,35 +525,38 @@ Status ChunkedWriter::Append(std::span<const uint8_t> bytes) {
     size_t take = std::min<size_t>(bytes.size(), chunk_size_ - buf_.size());
     buf_.insert(buf_.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(take));
     bytes = bytes.subspan(take);
-    if (buf_.size() == chunk_size_) GS_RETURN_IF_ERROR(FlushChunk());
+    if (buf_.size() == chunk_size_) {
+      GS_RETURN_IF_ERROR(StoreChunk(next_index_++, buf_));
+      buf_.clear();
+    }
   }
   return OkStatus();
 }
 
-Status ChunkedWriter::FlushChunk() {
-  chunk_hashes_.push_back(ChunkHash(buf_.data(), buf_.size()));
-  bool compressed = false;
+Status ChunkedWriter::StoreChunk(uint32_t index, const std::vector<uint8_t>& data) {
+  chunk_hashes_.push_back(ChunkHash(data.data(), data.size()));
+  if (chunk_hashes_.size() != uint64_t{index} + 1) return MakeError(Errc::kInternal, "chunks stored out of order");
   if (compress_ && compression_misses_ < kMaxCompressionMisses) {
     if (cctx_ == nullptr) cctx_ = ZSTD_createCCtx();
-    encoded_.resize(1 + ZSTD_compressBound(buf_.size()));
-    size_t n = ZSTD_compressCCtx(cctx_, encoded_.data() + 1, encoded_.size() - 1, buf_.data(), buf_.size(), kZstdLevel);
-    if (!ZSTD_isError(n) && n <= buf_.size() - buf_.size() / 8) {
-      encoded_.resize(1 + n);
-      encoded_[0] = static_cast<char>(kCodecZstd);
-      compressed = true;
+    encoded_.resize(ZSTD_compressBound(data.size()));
+    size_t n = ZSTD_compressCCtx(cctx_, encoded_.data(), encoded_.size(), data.data(), data.size(), kZstdLevel);
+    if (!ZSTD_isError(n) && n <= data.size() - data.size() / 8) {
       compression_misses_ = 0;
-    } else {
-      compression_misses_++;
+      stored_bytes_ += n;
+      static constexpr char kZstd = static_cast<char>(kCodecZstd);
+      return store_->PutChunk(digest_, index, std::string_view(&kZstd, 1), std::string_view(encoded_.data(), n));
     }
+    compression_misses_++;
   }
-  if (!compressed) {
-    encoded_.resize(1 + buf_.size());
-    encoded_[0] = static_cast<char>(kCodecPlain);
-    if (!buf_.empty()) std::memcpy(encoded_.data() + 1, buf_.data(), buf_.size());
-  }
-  stored_bytes_ += encoded_.size() - 1;
-  const auto index = static_cast<uint32_t>(chunk_hashes_.size() - 1);
-  GS_RETURN_IF_ERROR(store_->PutChunk(digest_, index, encoded_));
+  static constexpr char kPlain = static_cast<char>(kCodecPlain);
+  stored_bytes_ += data.size();
+  return store_->PutChunk(digest_, index, std::string_view(&kPlain, 1),
+                          std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+}
+
+Status ChunkedWriter::FlushTail() {
+  if (buf_.empty()) return OkStatus();
+  GS_RETURN_IF_ERROR(StoreChunk(next_index_++, buf_));
   buf_.clear();
   return OkStatus();
 }
@@ -560,7 +568,7 @@ Status ChunkedWriter::Commit() {
     return MakeError(Errc::kCorrupt, "blob " + digest_.str() + ": got " + std::to_string(written_) +
                                          " bytes, its manifest entry declares " + std::to_string(size_));
   }
-  if (!buf_.empty()) GS_RETURN_IF_ERROR(FlushChunk());
+  GS_RETURN_IF_ERROR(FlushTail());
   auto got = whole_.Finish();
   if (got != digest_) {
     store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), std::nullopt});
@@ -591,7 +599,7 @@ Status ChunkedWriter::Suspend() {
   if (done_) return OkStatus();
   done_ = true;
   if (written_ == 0) return OkStatus();
-  if (!buf_.empty()) GS_RETURN_IF_ERROR(FlushChunk());  // the short tail is kept too
+  GS_RETURN_IF_ERROR(FlushTail());  // the short tail is kept too
   store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), MakePartial(written_).SerializeAsString()});
   return OkStatus();
 }

@@ -25,8 +25,9 @@ class Kv {
  public:
   virtual ~Kv() = default;
   virtual Result<std::optional<std::string>> Get(Space space, std::string_view key) = 0;
-  // Chunk writes are cheap and not durable until FlushChunks() returns.
-  virtual Status PutChunk(std::string_view key, std::string_view value) = 0;
+  // Chunk writes are cheap and not durable until FlushChunks() returns. The stored value is
+  // `head` followed by `body` (two parts, so callers need not copy them together).
+  virtual Status PutChunk(std::string_view key, std::string_view head, std::string_view body) = 0;
   virtual Status FlushChunks() = 0;
   // One atomic, durable batch.
   virtual Status Commit(const std::vector<KvOp>& ops) = 0;

@@ -17,9 +17,11 @@ class MemoryKv final : public Kv {
     if (it == m.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);
   }
-  Status PutChunk(std::string_view key, std::string_view value) override {
+  Status PutChunk(std::string_view key, std::string_view head, std::string_view body) override {
     std::lock_guard lock(mu_);
-    Map(Space::kChunks)[std::string(key)] = std::string(value);
+    std::string value(head);
+    value.append(body);
+    Map(Space::kChunks)[std::string(key)] = std::move(value);
     return OkStatus();
   }
   Status FlushChunks() override { return OkStatus(); }
@@ -64,7 +66,7 @@ class MemoryKv final : public Kv {
   }
   Status Compact() override { return OkStatus(); }
   Status RawPutChunkForTest(std::string_view key, std::string_view value) override {
-    return PutChunk(key, value);
+    return PutChunk(key, value, "");
   }
 
  private:

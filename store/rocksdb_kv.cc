@@ -98,12 +98,15 @@ class RocksDbKv final : public Kv {
     return std::optional<std::string>(std::move(value));
   }
 
-  Status PutChunk(std::string_view key, std::string_view value) override {
+  Status PutChunk(std::string_view key, std::string_view head, std::string_view body) override {
     rocksdb::WriteOptions wo;
     wo.disableWAL = true;
-    return FromRocks(db_->Put(wo, Cf(Space::kChunks), rocksdb::Slice(key.data(), key.size()),
-                              rocksdb::Slice(value.data(), value.size())),
-                     path_, "writing blob bytes");
+    rocksdb::Slice k(key.data(), key.size());
+    rocksdb::Slice parts[2] = {rocksdb::Slice(head.data(), head.size()), rocksdb::Slice(body.data(), body.size())};
+    rocksdb::WriteBatch batch(key.size() + head.size() + body.size() + 64);
+    auto s = batch.Put(Cf(Space::kChunks), rocksdb::SliceParts(&k, 1), rocksdb::SliceParts(parts, 2));
+    if (s.ok()) s = db_->Write(wo, &batch);
+    return FromRocks(s, path_, "writing blob bytes");
   }
 
   Status FlushChunks() override {
@@ -173,7 +176,7 @@ class RocksDbKv final : public Kv {
   }
 
   Status RawPutChunkForTest(std::string_view key, std::string_view value) override {
-    GS_RETURN_IF_ERROR(PutChunk(key, value));
+    GS_RETURN_IF_ERROR(PutChunk(key, value, ""));
     return FlushChunks();
   }
 
