@@ -3,7 +3,8 @@
 #
 # Builds ~BENCH_SIZE_MB of inputs (three OCI images with big, mostly random layers, one layer shared
 # by two images, plus a folder of compressible log/text files), then times, in one run and each step
-# starting with a cold page cache (sync; echo 3 > /proc/sys/vm/drop_caches):
+# starting with a cold page cache (sync, wait for the disk to go idle, echo 3 > /proc/sys/vm/drop_caches),
+# each BENCH_REPEAT times alternating with its floor (medians reported):
 #   floor C  cp -a of the input files + sync        vs  gapsync bundle create   (target <= 1.5x)
 #   floor B  openssl dgst -sha256 over the volumes   vs  gapsync bundle verify   (target <= 1.2x)
 #   floor A  cp of the volume files + sync           vs  gapsync ingest          (target <= 1.25x)
@@ -22,6 +23,7 @@
 #   BENCH_VOLUME_SIZE  --volume-size for bundle create (default 1G)
 #   BENCH_LAYER_COMPRESSION  gzip (default) or zstd, how the random image layers are compressed
 #   GAPSYNC            gapsync binary to use; unset: build <repo>/build-bench (RelWithDebInfo) and use it
+#   BENCH_REPEAT       times each step and its floor run, alternating; medians are reported (default 3)
 #   BENCH_KEEP=1       keep the temp dir; BENCH_STRICT=1 exit 1 when a target is missed
 set -euo pipefail
 
@@ -32,6 +34,7 @@ TMP_PARENT=${BENCH_TMPDIR:-/var/tmp}
 VOLUME_SIZE=${BENCH_VOLUME_SIZE:-1G}
 LAYER_COMPRESSION=${BENCH_LAYER_COMPRESSION:-gzip}
 KEEP=${BENCH_KEEP:-0}
+REPEAT=${BENCH_REPEAT:-3}
 STRICT=${BENCH_STRICT:-0}
 
 TARGET_CREATE=1.5
@@ -45,6 +48,7 @@ die() { printf 'bundle_bench: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------- preflight
 [ "$(id -u)" -eq 0 ] || die "run as root (dropping the page cache needs it)"
 [[ "$SIZE_MB" =~ ^[0-9]+$ ]] && [ "$SIZE_MB" -ge 100 ] || die "BENCH_SIZE_MB must be a whole number >= 100"
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a whole number >= 1"
 case "$LAYER_COMPRESSION" in gzip|zstd) ;; *) die "BENCH_LAYER_COMPRESSION must be gzip or zstd" ;; esac
 need_tool() { command -v "$1" >/dev/null 2>&1 || die "$1 not found (package $2; run deploy/install-deps.sh)"; }
 need_tool umoci umoci
@@ -102,8 +106,13 @@ else
   GS=$REPO/build-bench/agent/gapsync
 fi
 [ -x "$GS" ] || die "gapsync binary $GS not found"
-GS_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ]; then GS_REV="$GS_REV+dirty"; fi
+if [ -n "${GAPSYNC:-}" ]; then
+  GS_REV="binary $GAPSYNC"
+else
+  GS_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ]; then GS_REV="$GS_REV+uncommitted changes"; fi
+fi
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- inputs
 IN=$T/input
@@ -280,23 +289,39 @@ KEY=$T/keys/bench.key
 PUB=$T/keys/bench.pub
 
 # ---------------------------------------------------------------- timing helpers
-declare -A SEC RSS CMD
-cold() {
+DEV_STAT=/sys/dev/block/$(findmnt -no MAJ:MIN -T "$T" | tr -d ' ')/stat
+# settle: flush dirty pages, then wait (at most 60 s) until the disk under $T has done no I/O for a
+# second, so a step does not pay for the writeback or discards left by the step before it.
+settle() {
   sync
+  if [ ! -r "$DEV_STAT" ]; then sleep 1; return 0; fi
+  local prev cur i
+  prev=$(awk '{ print $1, $5, $9, $12 }' "$DEV_STAT")
+  for ((i = 0; i < 60; i++)); do
+    sleep 1
+    cur=$(awk '{ print $1, $5, $9, $12 }' "$DEV_STAT")
+    [ "$cur" = "$prev" ] && return 0
+    prev=$cur
+  done
+}
+cold() {
+  settle
   echo 3 >/proc/sys/vm/drop_caches
 }
-# timed KEY SHOWN-COMMAND CMD...: cold cache, then wall-clock seconds of CMD
+
+declare -A TIMES RSS CMD
+# timed KEY SHOWN-COMMAND CMD...: cold cache, then the wall-clock seconds of CMD, appended to TIMES[KEY]
 timed() {
-  local key=$1 shown=$2 t0 t1
+  local key=$1 shown=$2 t0 t1 s
   shift 2
   cold
-  log "timing $key: $shown"
   t0=$(date +%s.%N)
   "$@"
   t1=$(date +%s.%N)
-  SEC[$key]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+  s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+  TIMES[$key]+="${TIMES[$key]:+ }$s"
   CMD[$key]=${shown//"$T"/\$T}
-  log "  $key: ${SEC[$key]} s"
+  log "  $key: $s s"
 }
 # gs_logged KEY ARGS...: gapsync -q ARGS under /usr/bin/time, its summary line to $T/out.KEY
 gs_logged() {
@@ -304,13 +329,14 @@ gs_logged() {
   shift
   /usr/bin/time -f %M -o "$T/rss.$key" "$GS" -q "$@" >"$T/out.$key" || { cat "$T/out.$key" >&2; return 1; }
 }
-# timed_gs KEY ARGS...: timed run of gapsync -q ARGS with peak RSS
+# timed_gs KEY ARGS...: timed run of gapsync -q ARGS; RSS[KEY] = the largest peak RSS (MiB) seen
 timed_gs() {
-  local key=$1
+  local key=$1 rss
   shift
   timed "$key" "gapsync -q $*" gs_logged "$key" "$@"
-  RSS[$key]=$(( $(tail -1 "$T/rss.$key") / 1024 ))
-  log "  $(head -c 300 "$T/out.$key")"
+  rss=$(( $(tail -1 "$T/rss.$key") / 1024 ))
+  [ "$rss" -gt "${RSS[$key]:-0}" ] && RSS[$key]=$rss
+  log "    $(head -c 300 "$T/out.$key")"
 }
 
 floor_c() { cp -a --reflink=never "$IN" "$T/floorC"; sync; }
@@ -324,8 +350,10 @@ free_port() {
   done
   return 1
 }
+# start_registry: a docker-registry with empty filesystem storage on a free 127.0.0.1 port
 start_registry() {
   REG_PORT=$(free_port) || die "no free port on 127.0.0.1"
+  rm -rf "$T/registry"
   mkdir -p "$T/registry/data"
   cat >"$T/registry/config.yml" <<EOF
 version: 0.1
@@ -352,6 +380,13 @@ EOF
   done
   die "docker-registry did not start listening on 127.0.0.1:$REG_PORT"
 }
+stop_registry() {
+  if [ -n "$REG_PID" ]; then
+    kill "$REG_PID" 2>/dev/null || true
+    wait "$REG_PID" 2>/dev/null || true
+    REG_PID=""
+  fi
+}
 skopeo_all() {
   local img
   for img in "${IMAGES[@]}"; do
@@ -361,50 +396,73 @@ skopeo_all() {
 }
 
 # ---------------------------------------------------------------- the timed steps
+# Each gapsync command and its floor run REPEAT times, alternating, so drift in the machine's disk
+# speed hits both alike; the report uses medians.
 vol_args=()
 [ -n "$VOLUME_SIZE" ] && vol_args=(--volume-size "$VOLUME_SIZE")
+log "settling the disk after input generation"
+settle
 
-timed floorC "cp -a --reflink=never \$T/input \$T/floorC && sync" floor_c
-timed_gs create bundle create --template "$IN/app.yaml" --key "$KEY" --out "$T/bundle" "${vol_args[@]}"
+for ((r = 1; r <= REPEAT; r++)); do
+  log "round $r/$REPEAT: floor C and bundle create"
+  rm -rf "$T/floorC" "$T/bundle"
+  timed floorC "cp -a --reflink=never \$T/input \$T/floorC && sync" floor_c
+  timed_gs create bundle create --template "$IN/app.yaml" --key "$KEY" --out "$T/bundle" "${vol_args[@]}"
+done
+rm -rf "$T/floorC"
 VOL_BYTES=$(cat "$T"/bundle/volume-*.gsv | wc -c)
 VOL_COUNT=$(ls "$T"/bundle/volume-*.gsv | wc -l)
 
-timed floorB "openssl dgst -sha256 \$T/bundle/volume-*.gsv" floor_b
-timed_gs verify bundle verify "$T/bundle" --trust "$PUB"
+for ((r = 1; r <= REPEAT; r++)); do
+  log "round $r/$REPEAT: floor B and bundle verify"
+  timed floorB "openssl dgst -sha256 \$T/bundle/volume-*.gsv" floor_b
+  timed_gs verify bundle verify "$T/bundle" --trust "$PUB"
+done
 
-timed floorA "cp --reflink=never \$T/bundle/volume-*.gsv \$T/floorA/ && sync" floor_a
-timed_gs ingest ingest "$T/bundle" --store "$T/store" --trust "$PUB"
+for ((r = 1; r <= REPEAT; r++)); do
+  log "round $r/$REPEAT: floor A and ingest"
+  rm -rf "$T/floorA" "$T/store"
+  timed floorA "cp --reflink=never \$T/bundle/volume-*.gsv \$T/floorA/ && sync" floor_a
+  timed_gs ingest ingest "$T/bundle" --store "$T/store" --trust "$PUB"
+done
+rm -rf "$T/floorA"
 STORE_BYTES=$(du -sb "$T/store" | cut -f1)
-timed_gs reingest ingest "$T/bundle" --store "$T/store" --trust "$PUB"
 
-start_registry
-timed skopeo "for img in ${IMAGES[*]}: skopeo copy --dest-tls-verify=false oci:\$T/input/images/\$img:1.0 docker://127.0.0.1:$REG_PORT/bench/\$img:1.0; then sync" skopeo_all
-REG_BYTES=$(du -sb "$T/registry/data" | cut -f1)
-kill "$REG_PID" 2>/dev/null || true
-wait "$REG_PID" 2>/dev/null || true
-REG_PID=""
+for ((r = 1; r <= REPEAT; r++)); do
+  log "round $r/$REPEAT: ingest again (no-op)"
+  timed_gs reingest ingest "$T/bundle" --store "$T/store" --trust "$PUB"
+done
+
+for ((r = 1; r <= REPEAT; r++)); do
+  log "round $r/$REPEAT: baseline skopeo copy into docker-registry"
+  start_registry
+  timed skopeo "for img in ${IMAGES[*]}: skopeo copy --dest-tls-verify=false oci:\$T/input/images/\$img:1.0 docker://127.0.0.1:PORT/bench/\$img:1.0; then sync" skopeo_all
+  REG_BYTES=$(du -sb "$T/registry/data" | cut -f1)
+  stop_registry
+done
 
 # ---------------------------------------------------------------- report
+median() { tr ' ' '\n' <<<"$1" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) printf "%.2f", a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+range() { tr ' ' '\n' <<<"$1" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "inf"; else printf "%.2f", a / b }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "inf" && a + 0 <= b + 0) }'; }
 mibs() { awk -v n="$1" -v s="$2" 'BEGIN { if (s <= 0) print "-"; else printf "%.0f", n / 1048576 / s }'; }
 mib() { echo $(( $1 >> 20 )); }
+verdict() { if le "$1" "$2"; then echo pass; else echo FAIL; fi; }
 
-verdict() {  # verdict VALUE TARGET
-  if le "$1" "$2"; then echo pass; else echo FAIL; fi
-}
-R_CREATE=$(ratio "${SEC[create]}" "${SEC[floorC]}")
-R_VERIFY=$(ratio "${SEC[verify]}" "${SEC[floorB]}")
-R_INGEST=$(ratio "${SEC[ingest]}" "${SEC[floorA]}")
-R_SKOPEO=$(ratio "${SEC[ingest]}" "${SEC[skopeo]}")
+declare -A MED RNG
+for k in "${!TIMES[@]}"; do
+  MED[$k]=$(median "${TIMES[$k]}")
+  RNG[$k]=$(range "${TIMES[$k]}")
+done
+R_CREATE=$(ratio "${MED[create]}" "${MED[floorC]}")
+R_VERIFY=$(ratio "${MED[verify]}" "${MED[floorB]}")
+R_INGEST=$(ratio "${MED[ingest]}" "${MED[floorA]}")
+R_SKOPEO=$(ratio "${MED[ingest]}" "${MED[skopeo]}")
 V_CREATE=$(verdict "$R_CREATE" "$TARGET_CREATE")
 V_VERIFY=$(verdict "$R_VERIFY" "$TARGET_VERIFY")
 V_INGEST=$(verdict "$R_INGEST" "$TARGET_INGEST")
-rss_cell() {
-  local v
-  v=$(verdict "${RSS[$1]}" "$TARGET_RSS_MIB")
-  echo "${RSS[$1]} ($v)"
-}
+rss_cell() { echo "${RSS[$1]} ($(verdict "${RSS[$1]}" "$TARGET_RSS_MIB"))"; }
 RSS_CREATE=$(rss_cell create)
 RSS_VERIFY=$(rss_cell verify)
 RSS_INGEST=$(rss_cell ingest)
@@ -412,15 +470,16 @@ RSS_REINGEST=$(rss_cell reingest)
 FAILED=0
 case "$V_CREATE $V_VERIFY $V_INGEST $RSS_CREATE $RSS_VERIFY $RSS_INGEST $RSS_REINGEST" in *FAIL*) FAILED=1 ;; esac
 
+# step|key|bytes for MiB/s|ratio|target|rss
 ROWS=(
-  "floor C: cp inputs + sync|${CMD[floorC]}|${SEC[floorC]}|$(mibs "$IN_BYTES" "${SEC[floorC]}")|||-"
-  "gapsync bundle create|${CMD[create]}|${SEC[create]}|$(mibs "$IN_BYTES" "${SEC[create]}")|$R_CREATE x floor C|<= $TARGET_CREATE: $V_CREATE|$RSS_CREATE"
-  "floor B: openssl dgst -sha256|${CMD[floorB]}|${SEC[floorB]}|$(mibs "$VOL_BYTES" "${SEC[floorB]}")|||-"
-  "gapsync bundle verify|${CMD[verify]}|${SEC[verify]}|$(mibs "$VOL_BYTES" "${SEC[verify]}")|$R_VERIFY x floor B|<= $TARGET_VERIFY: $V_VERIFY|$RSS_VERIFY"
-  "floor A: cp volumes + sync|${CMD[floorA]}|${SEC[floorA]}|$(mibs "$VOL_BYTES" "${SEC[floorA]}")|||-"
-  "gapsync ingest (fresh store)|${CMD[ingest]}|${SEC[ingest]}|$(mibs "$VOL_BYTES" "${SEC[ingest]}")|$R_INGEST x floor A|<= $TARGET_INGEST: $V_INGEST|$RSS_INGEST"
-  "baseline: skopeo copy to docker-registry + sync|${CMD[skopeo]}|${SEC[skopeo]}|$(mibs "$IMG_BYTES" "${SEC[skopeo]}")|ingest = $R_SKOPEO x baseline|info|-"
-  "gapsync ingest again (no-op)|${CMD[reingest]}|${SEC[reingest]}|-|||$RSS_REINGEST"
+  "floor C: cp inputs + sync|floorC|$IN_BYTES|||-"
+  "gapsync bundle create|create|$IN_BYTES|$R_CREATE x floor C|<= $TARGET_CREATE: $V_CREATE|$RSS_CREATE"
+  "floor B: openssl dgst -sha256|floorB|$VOL_BYTES|||-"
+  "gapsync bundle verify|verify|$VOL_BYTES|$R_VERIFY x floor B|<= $TARGET_VERIFY: $V_VERIFY|$RSS_VERIFY"
+  "floor A: cp volumes + sync|floorA|$VOL_BYTES|||-"
+  "gapsync ingest (fresh store)|ingest|$VOL_BYTES|$R_INGEST x floor A|<= $TARGET_INGEST: $V_INGEST|$RSS_INGEST"
+  "baseline: skopeo copy to docker-registry + sync|skopeo|$IMG_BYTES|ingest = $R_SKOPEO x baseline|info|-"
+  "gapsync ingest again (no-op)|reingest|0|||$RSS_REINGEST"
 )
 
 MEM_LINE=$(free -g | awk '/^Mem:/ { printf "%s GiB total, %s GiB available", $2, $7 }')
@@ -428,31 +487,35 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 {
   echo "### gapsync bundle benchmark ($(date -u +%Y-%m-%dT%H:%MZ), gapsync $GS_REV)"
   echo
-  echo "- Machine: $(nproc) CPUs ($CPU_MODEL), memory $MEM_LINE (\`free -g\`), kernel $(uname -r)"
+  echo "- Machine: $(nproc) CPUs ($CPU_MODEL), memory $MEM_LINE (\`free -g\`), kernel $(uname -r); load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (anything else running skews the numbers)"
   echo "- Temp dir \`\$T\` = \`$T\` on $FS_DESC; same filesystem as /work: $same_fs"
   echo "- Inputs: $(mib "$IN_BYTES") MiB in $IN_FILES files (BENCH_SIZE_MB=$SIZE_MB): images web, api, worker (OCI layouts, busybox-static base layer from umoci + random-data layers, $LAYER_COMPRESSION; layer \`runtime\` shared by web and api, hard-linked so it is stored and copied once), $(mib "$IMG_BYTES") MiB; artifact folder of log/config text, $ART_MB MiB"
   echo "- Bundle: $(mib "$VOL_BYTES") MiB in $VOL_COUNT volume(s) (--volume-size ${VOLUME_SIZE:-default}); store after ingest $(mib "$STORE_BYTES") MiB; registry after skopeo $(mib "$REG_BYTES") MiB"
-  echo "- Every timed step starts cold: \`sync; echo 3 > /proc/sys/vm/drop_caches\` right before it. Times are wall-clock seconds; RSS is peak resident set from \`/usr/bin/time -f %M\`, in MiB (target <= $TARGET_RSS_MIB)."
+  echo "- Every timed step starts cold: \`sync\`, wait until the disk has been idle for 1 s, \`echo 3 > /proc/sys/vm/drop_caches\`. Each step ran $REPEAT times, alternating with its floor; seconds are the median wall-clock time (range in brackets), ratios are of medians. RSS is the largest peak resident set from \`/usr/bin/time -f %M\`, in MiB (target <= $TARGET_RSS_MIB)."
   echo "- Floors and the baseline include a final \`sync\`; gapsync commands are timed as they are (create and ingest fsync their own output)."
   echo
-  echo "| step | command | s | MiB/s | ratio | target | peak RSS MiB |"
+  echo "| step | command | s (range) | MiB/s | ratio | target | peak RSS MiB |"
   echo "|---|---|---:|---:|---|---|---:|"
   for row in "${ROWS[@]}"; do
-    IFS='|' read -r a b c d e f g <<<"$row"
-    echo "| $a | \`$b\` | $c | $d | $e | $f | $g |"
+    IFS='|' read -r name key bytes rt tg rs <<<"$row"
+    rate=-
+    [ "$bytes" -gt 0 ] && rate=$(mibs "$bytes" "${MED[$key]}")
+    echo "| $name | \`${CMD[$key]}\` | ${MED[$key]} (${RNG[$key]}) | $rate | $rt | $tg | $rs |"
   done
   echo
   if [ "$FAILED" = 0 ]; then echo "All targets met."; else echo "Some targets missed (FAIL above)."; fi
 } >"$OUT"
 
 echo
-printf '%-46s %8s %8s %-26s %-16s %s\n' step seconds MiB/s ratio target "RSS MiB"
+printf '%-46s %8s %12s %7s %-26s %-16s %s\n' step "median s" range MiB/s ratio target "RSS MiB"
 for row in "${ROWS[@]}"; do
-  IFS='|' read -r a b c d e f g <<<"$row"
-  printf '%-46s %8s %8s %-26s %-16s %s\n' "$a" "$c" "$d" "$e" "$f" "$g"
+  IFS='|' read -r name key bytes rt tg rs <<<"$row"
+  rate=-
+  [ "$bytes" -gt 0 ] && rate=$(mibs "$bytes" "${MED[$key]}")
+  printf '%-46s %8s %12s %7s %-26s %-16s %s\n' "$name" "${MED[$key]}" "${RNG[$key]}" "$rate" "$rt" "$tg" "$rs"
 done
 echo
-echo "inputs $(mib "$IN_BYTES") MiB ($IN_FILES files), bundle $(mib "$VOL_BYTES") MiB in $VOL_COUNT volume(s), store $(mib "$STORE_BYTES") MiB"
+echo "inputs $(mib "$IN_BYTES") MiB ($IN_FILES files), bundle $(mib "$VOL_BYTES") MiB in $VOL_COUNT volume(s), store $(mib "$STORE_BYTES") MiB; $REPEAT rounds per step"
 echo "temp dir $T on $FS_DESC (same filesystem as /work: $same_fs); caches dropped before every timed step"
 echo "markdown written to $OUT"
 if [ "$FAILED" != 0 ]; then
