@@ -60,8 +60,9 @@ class RocksDbKv final : public Kv {
     chunks.min_blob_size = 4096;
     chunks.blob_file_size = 256 << 20;
     chunks.blob_compression_type = rocksdb::kNoCompression;  // chunks arrive compressed where it pays
-    chunks.enable_blob_garbage_collection = true;
-    chunks.blob_garbage_collection_age_cutoff = 1.0;
+    // No blob GC during normal compactions: it would rewrite every blob byte a compaction
+    // touches (measured: 1.5x the ingested bytes again). gc forces it explicitly (Compact()).
+    chunks.enable_blob_garbage_collection = false;
 
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
     cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, small);
@@ -169,6 +170,8 @@ class RocksDbKv final : public Kv {
   Status Compact() override {
     rocksdb::CompactRangeOptions co;
     co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    co.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kForce;
+    co.blob_garbage_collection_age_cutoff = 1.0;  // relocate live blobs out of every file with garbage
     for (auto* h : cf_) {
       GS_RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, h, nullptr, nullptr), path_, "compacting"));
     }
