@@ -4,13 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstdio>
-#include <mutex>
 #include <set>
-#include <thread>
 
 #include "agent/app_template.h"
+#include "agent/read_ahead.h"
 #include "agent/util.h"
 #include "proto/sha256.h"
 
@@ -170,7 +168,7 @@ Result<LoadedBundle> LoadBundle(const std::string& dir, const std::vector<Truste
   return ParseLoaded(std::move(b));
 }
 
-VolumeReader::VolumeReader(const LoadedBundle& bundle) : bundle_(bundle), buf_(4 << 20) {}
+VolumeReader::VolumeReader(const LoadedBundle& bundle) : bundle_(bundle) {}
 
 VolumeReader::~VolumeReader() {
   for (auto& [i, v] : vols_) {
@@ -197,101 +195,6 @@ VolumeReader::Vol& VolumeReader::Open(uint32_t volume) {
   return v;
 }
 
-namespace {
-
-constexpr uint64_t kReadAheadMin = 8 << 20;  // shorter reads are not worth a thread
-constexpr size_t kAheadBlock = 4 << 20;
-constexpr size_t kAheadSlots = 4;
-
-}  // namespace
-
-Status VolumeReader::ReadAhead(uint32_t volume, Vol& v, uint64_t offset, uint64_t len,
-                               const std::function<Status(const uint8_t*, size_t)>& sink) {
-  struct Slot {
-    std::vector<uint8_t> mem = std::vector<uint8_t>(kAheadBlock);
-    size_t len = 0;
-    bool full = false;
-  };
-  std::vector<Slot> slots(kAheadSlots);
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false;
-  Status reader_status;
-  const std::string path = Path(volume);
-
-  std::thread reader([&] {
-    uint64_t pos = offset;
-    const uint64_t end = offset + len;
-    for (size_t i = 0; pos < end; i = (i + 1) % kAheadSlots) {
-      Slot& slot = slots[i];
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return stop || !slot.full; });
-        if (stop) return;
-      }
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(kAheadBlock, end - pos));
-      Status st;
-      size_t got = 0;
-      while (got < want) {
-        ssize_t n = ::pread(v.fd, slot.mem.data() + got, want - got, static_cast<off_t>(pos + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          st = MakeError(Errc::kIo, path + ": read error at offset " + std::to_string(pos + got) + ": " + ErrnoText(errno));
-          break;
-        }
-        if (n == 0) break;
-        got += static_cast<size_t>(n);
-      }
-      if (st.ok() && got < want) {
-        st = MakeError(Errc::kCorrupt, path + ": ends at offset " + std::to_string(pos + got) + ", before the " +
-                                           std::to_string(end) + " bytes the manifest needs (truncated)");
-      }
-      std::lock_guard lock(mu);
-      if (!st.ok()) {
-        reader_status = st;
-        stop = true;
-        cv.notify_all();
-        return;
-      }
-      slot.len = got;
-      slot.full = true;
-      pos += got;
-      cv.notify_all();
-    }
-  });
-
-  Status result;
-  uint64_t done = 0;
-  for (size_t i = 0; done < len; i = (i + 1) % kAheadSlots) {
-    Slot& slot = slots[i];
-    {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return slot.full || stop; });
-      if (!slot.full) {
-        result = reader_status;
-        break;
-      }
-    }
-    result = sink(slot.mem.data(), slot.len);
-    done += slot.len;
-    std::lock_guard lock(mu);
-    slot.full = false;
-    if (!result.ok()) {
-      stop = true;
-      cv.notify_all();
-      break;
-    }
-    cv.notify_all();
-  }
-  {
-    std::lock_guard lock(mu);
-    stop = true;
-    cv.notify_all();
-  }
-  reader.join();
-  return result;
-}
-
 bool VolumeReader::Present(uint32_t volume) { return Open(volume).present; }
 
 std::string VolumeReader::SizeProblem(uint32_t volume) {
@@ -306,18 +209,7 @@ Status VolumeReader::Read(uint32_t volume, uint64_t offset, uint64_t len,
                           const std::function<Status(const uint8_t*, size_t)>& sink) {
   Vol& v = Open(volume);
   if (!v.present) return MakeError(Errc::kNotFound, Path(volume) + ": volume missing");
-  if (len >= kReadAheadMin) return ReadAhead(volume, v, offset, len, sink);
-  uint64_t done = 0;
-  while (done < len) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buf_.size(), len - done));
-    ssize_t n = ::pread(v.fd, buf_.data(), want, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return MakeError(Errc::kIo, Path(volume) + ": read error at offset " + std::to_string(offset + done) + ": " + ErrnoText(errno));
-    if (n == 0) return MakeError(Errc::kCorrupt, Path(volume) + ": ends at offset " + std::to_string(offset + done) + ", before the " + std::to_string(offset + len) + " bytes the manifest needs (truncated)");
-    GS_RETURN_IF_ERROR(sink(buf_.data(), static_cast<size_t>(n)));
-    done += static_cast<uint64_t>(n);
-  }
-  return OkStatus();
+  return StreamFileRange(v.fd, Path(volume), offset, len, sink);
 }
 
 VerifyReport VerifyVolumes(const LoadedBundle& bundle, const std::function<void(uint64_t)>& progress) {

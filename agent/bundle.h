@@ -53,8 +53,7 @@ Result<LoadedBundle> LoadBundleUnverified(const std::string& dir);
 // volume layout.
 BlobDigest ReleaseDigest(const v1::Release& release);
 
-// Reads blob bytes out of volume files, opening each volume once. Long reads run a read-ahead
-// thread, so that reading (and the kernel's copy) overlaps the caller's hashing and storing.
+// Reads blob bytes out of volume files, opening each volume once (reads: StreamFileRange).
 class VolumeReader {
  public:
   explicit VolumeReader(const LoadedBundle& bundle);
@@ -76,11 +75,8 @@ class VolumeReader {
     uint64_t actual_size = 0;
   };
   Vol& Open(uint32_t volume);
-  Status ReadAhead(uint32_t volume, Vol& v, uint64_t offset, uint64_t len,
-                   const std::function<Status(const uint8_t*, size_t)>& sink);
   const LoadedBundle& bundle_;
   std::map<uint32_t, Vol> vols_;
-  std::vector<uint8_t> buf_;
 };
 
 struct VerifyReport {

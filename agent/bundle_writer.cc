@@ -12,6 +12,7 @@
 #include "agent/image_source.h"
 #include "agent/keys.h"
 #include "agent/progress.h"
+#include "agent/read_ahead.h"
 #include "agent/util.h"
 #include "proto/sha256.h"
 
@@ -20,7 +21,6 @@ namespace fs = std::filesystem;
 namespace gapsync::agent {
 namespace {
 
-constexpr size_t kIoBlock = 4 << 20;
 constexpr uint64_t kWritebackEvery = 64 << 20;
 
 // Appends bytes to volume files of at most max_size bytes each, cutting a blob across volumes
@@ -277,26 +277,14 @@ class Creator {
       int fd = ::open(src.file.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) return MakeError(Errc::kNotFound, src.file + ": " + ErrnoText(errno));
       ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-      buf_.resize(kIoBlock);
-      uint64_t done = 0;
-      while (done < src.size) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(kIoBlock, src.size - done));
-        ssize_t n = ::pread(fd, buf_.data(), want, static_cast<off_t>(src.offset + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          ::close(fd);
-          return MakeError(Errc::kIo, src.origin + ": read failed or file shrank at offset " + std::to_string(src.offset + done));
-        }
-        hash.Update(buf_.data(), static_cast<size_t>(n));
-        auto st = volumes_.Write(buf_.data(), static_cast<size_t>(n), entry);
-        if (!st.ok()) {
-          ::close(fd);
-          return st.error();
-        }
-        done += static_cast<uint64_t>(n);
-        progress_->Add(static_cast<uint64_t>(n));
-      }
+      auto st = StreamFileRange(fd, src.origin, src.offset, src.size, [&](const uint8_t* p, size_t n) -> Status {
+        hash.Update(p, n);
+        GS_RETURN_IF_ERROR(volumes_.Write(p, n, entry));
+        progress_->Add(n);
+        return OkStatus();
+      });
       ::close(fd);
+      GS_RETURN_IF_ERROR(st);
     }
     auto got = hash.Finish();
     if (src.digest && got != *src.digest) {
@@ -321,7 +309,6 @@ class Creator {
   VolumeWriter volumes_;
   v1::BundleManifest manifest_;
   std::map<BlobDigest, int> index_;
-  std::vector<uint8_t> buf_;
   Progress* progress_ = nullptr;
   uint64_t duplicates_ = 0;
   bool created_dir_ = false;
