@@ -184,11 +184,14 @@ VolumeReader::Vol& VolumeReader::Open(uint32_t volume) {
   Vol& v = vols_[volume];
   if (v.checked) return v;
   v.checked = true;
-  v.fd = ::open(Path(volume).c_str(), O_RDONLY | O_CLOEXEC);
+  // No symlinks out of the bundle folder, no blocking on a FIFO: volumes are regular files.
+  v.fd = ::open(Path(volume).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (v.fd < 0 && errno == ELOOP) v.not_regular = true;
   if (v.fd >= 0) {
     struct stat st {};
     ::fstat(v.fd, &st);
     v.present = S_ISREG(st.st_mode);
+    v.not_regular = !v.present;
     v.actual_size = static_cast<uint64_t>(st.st_size);
     ::posix_fadvise(v.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   }
@@ -199,6 +202,7 @@ bool VolumeReader::Present(uint32_t volume) { return Open(volume).present; }
 
 std::string VolumeReader::SizeProblem(uint32_t volume) {
   Vol& v = Open(volume);
+  if (v.not_regular) return Path(volume) + ": not a regular file (a symlink, folder or device is not a volume)";
   uint64_t want = bundle_.manifest.volumes(static_cast<int>(volume)).size();
   if (!v.present || v.actual_size == want) return "";
   return Path(volume) + ": " + std::to_string(v.actual_size) + " bytes, the manifest says " + std::to_string(want) +
@@ -217,11 +221,11 @@ VerifyReport VerifyVolumes(const LoadedBundle& bundle, const std::function<void(
   VolumeReader reader(bundle);
   std::set<uint32_t> bad_volumes;
   for (uint32_t i = 0; i < static_cast<uint32_t>(bundle.manifest.volumes_size()); ++i) {
-    if (!reader.Present(i)) {
-      report.problems.push_back(reader.Path(i) + ": volume missing");
-      bad_volumes.insert(i);
-    } else if (auto p = reader.SizeProblem(i); !p.empty()) {
+    if (auto p = reader.SizeProblem(i); !p.empty()) {
       report.problems.push_back(p);  // its blobs are not checked: the volume is damaged as a whole
+      bad_volumes.insert(i);
+    } else if (!reader.Present(i)) {
+      report.problems.push_back(reader.Path(i) + ": volume missing");
       bad_volumes.insert(i);
     }
   }

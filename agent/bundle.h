@@ -60,7 +60,8 @@ class VolumeReader {
   ~VolumeReader();
   // True when the volume file exists; its size is checked against the manifest on first open.
   bool Present(uint32_t volume);
-  // Size problem of a present volume ("" when fine).
+  // What is wrong with a volume file that is there: not a regular file, or the wrong size
+  // ("" when fine, or when it is simply missing).
   std::string SizeProblem(uint32_t volume);
   // Reads [offset, offset+len) of a volume into the callback in blocks.
   Status Read(uint32_t volume, uint64_t offset, uint64_t len,
@@ -72,6 +73,7 @@ class VolumeReader {
     int fd = -1;
     bool checked = false;
     bool present = false;
+    bool not_regular = false;  // there, but a symlink, FIFO, folder or device
     uint64_t actual_size = 0;
   };
   Vol& Open(uint32_t volume);

@@ -283,6 +283,11 @@ class Creator {
         progress_->Add(n);
         return OkStatus();
       });
+      struct stat after {};
+      if (st.ok() && src.offset == 0 && ::fstat(fd, &after) == 0 && static_cast<uint64_t>(after.st_size) != src.size) {
+        st = MakeError(Errc::kConflict, src.origin + ": changed while it was being bundled (" + std::to_string(src.size) +
+                                            " bytes when listed, " + std::to_string(after.st_size) + " now); bundle from a stable copy");
+      }
       ::close(fd);
       GS_RETURN_IF_ERROR(st);
     }

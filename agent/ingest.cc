@@ -43,6 +43,17 @@ Status CheckAgainstStore(const LoadedBundle& bundle, store::BlobStore& store, co
   return OkStatus();
 }
 
+store::StoredRelease ReleaseRecordOf(const LoadedBundle& bundle) {
+  store::StoredRelease rec;
+  rec.id = {bundle.manifest.release().app(), bundle.manifest.release().version()};
+  rec.manifest = bundle.manifest_bytes;
+  rec.signature = bundle.signature;
+  rec.release_digest = bundle.release_digest.str();
+  rec.ingested_unix = static_cast<int64_t>(std::time(nullptr));
+  rec.pinned = true;
+  return rec;
+}
+
 // Fault injection for crash tests: GAPSYNC_TEST_KILL_AFTER_BYTES=N makes the process SIGKILL
 // itself once N new blob bytes went into the store (N = 0: just before the release commit).
 class CrashPoint {
@@ -81,13 +92,13 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
   VolumeReader reader(bundle);
   std::vector<bool> missing(static_cast<size_t>(m.volumes_size()), false);
   for (uint32_t i = 0; i < missing.size(); ++i) {
-    if (!reader.Present(i)) {
-      missing[i] = true;
-      result.missing_volumes.push_back(reader.Path(i));
-    } else if (auto p = reader.SizeProblem(i); !p.empty()) {
-      // A volume of the wrong size is damaged media: name it, store what the others hold.
+    if (auto p = reader.SizeProblem(i); !p.empty()) {
+      // A damaged volume (wrong size, not a file): name it, store what the others hold.
       missing[i] = true;
       result.problems.push_back(p);
+    } else if (!reader.Present(i)) {
+      missing[i] = true;
+      result.missing_volumes.push_back(reader.Path(i));
     }
   }
 
@@ -110,59 +121,68 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
       result.blobs_skipped++;
       continue;
     }
-    GS_ASSIGN_OR_RETURN(auto writer, store.OpenWriter(digest, entry.size(), entry.media_type()));
-    const uint64_t resume = writer->offset();
-    progress.Add(resume);
-    uint64_t pos = 0;  // offset in the blob where the current segment starts
-    bool suspended = false;
-    Status failed;
-    std::string where;
-    for (const auto& seg : entry.segments()) {
-      const uint64_t seg_end = pos + seg.length();
-      if (seg_end <= writer->offset()) {
+    // Two attempts: if a blob resumed from a stored prefix fails its digest, that prefix was bad
+    // (e.g. read from a damaged copy before a crash): forget it and read the blob again whole.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      GS_ASSIGN_OR_RETURN(auto writer, store.OpenWriter(digest, entry.size(), entry.media_type()));
+      const uint64_t resume = writer->offset();
+      progress.Add(resume);
+      uint64_t pos = 0;  // offset in the blob where the current segment starts
+      bool suspended = false;
+      Status failed;
+      std::string where;
+      for (const auto& seg : entry.segments()) {
+        const uint64_t seg_end = pos + seg.length();
+        if (seg_end <= writer->offset()) {
+          pos = seg_end;
+          continue;
+        }
+        if (missing[seg.volume()]) {
+          suspended = true;
+          break;
+        }
+        const uint64_t skip = writer->offset() > pos ? writer->offset() - pos : 0;
+        where += (where.empty() ? "" : " + ") + reader.Path(seg.volume()) + " bytes " + std::to_string(seg.offset() + skip) +
+                 ".." + std::to_string(seg.offset() + seg.length());
+        failed = reader.Read(seg.volume(), seg.offset() + skip, seg.length() - skip, [&](const uint8_t* p, size_t n) -> Status {
+          GS_RETURN_IF_ERROR(writer->Append(std::span<const uint8_t>(p, n)));
+          progress.Add(n);
+          since_sync += n;
+          result.bytes_new += n;
+          crash.Bytes(result.bytes_new);
+          if (since_sync >= o.sync_every_bytes) {  // a long blob: keep what is done so far
+            GS_RETURN_IF_ERROR(writer->Checkpoint());
+            GS_RETURN_IF_ERROR(store.Sync());
+            since_sync = 0;
+          }
+          return OkStatus();
+        });
+        if (!failed.ok()) break;
         pos = seg_end;
-        continue;
       }
-      if (missing[seg.volume()]) {
-        suspended = true;
+      if (!failed.ok()) {
+        if (failed.error().code == Errc::kNoSpace || failed.error().code == Errc::kIo) return failed.error();
+        result.problems.push_back("blob " + digest.str() + ": " + failed.error().message);
+        GS_RETURN_IF_ERROR(writer->Abandon());
         break;
       }
-      const uint64_t skip = writer->offset() > pos ? writer->offset() - pos : 0;
-      where += (where.empty() ? "" : " + ") + reader.Path(seg.volume()) + " bytes " + std::to_string(seg.offset() + skip) +
-               ".." + std::to_string(seg.offset() + seg.length());
-      failed = reader.Read(seg.volume(), seg.offset() + skip, seg.length() - skip, [&](const uint8_t* p, size_t n) -> Status {
-        GS_RETURN_IF_ERROR(writer->Append(std::span<const uint8_t>(p, n)));
-        progress.Add(n);
-        since_sync += n;
-        result.bytes_new += n;
-        crash.Bytes(result.bytes_new);
-        if (since_sync >= o.sync_every_bytes) {  // a long blob: keep what is done so far
-          GS_RETURN_IF_ERROR(writer->Checkpoint());
-          GS_RETURN_IF_ERROR(store.Sync());
-          since_sync = 0;
-        }
-        return OkStatus();
-      });
-      if (!failed.ok()) break;
-      pos = seg_end;
-    }
-    if (!failed.ok()) {
-      if (failed.error().code == Errc::kNoSpace || failed.error().code == Errc::kIo) return failed.error();
-      result.problems.push_back("blob " + digest.str() + ": " + failed.error().message);
-      (void)writer->Commit();  // fails: drops this blob's partial progress
-      continue;
-    }
-    if (suspended) {
-      GS_RETURN_IF_ERROR(writer->Suspend());
-      incomplete = true;
-    } else {
-      auto st = writer->Commit();
-      if (!st.ok()) {
-        if (st.error().code != Errc::kCorrupt) return st.error();
-        result.problems.push_back(where + ": " + st.error().message);
+      if (suspended) {
+        GS_RETURN_IF_ERROR(writer->Suspend());
+        incomplete = true;
+        break;
+      }
+      auto st = writer->Commit();  // on a mismatch it also forgets the blob's stored prefix
+      if (st.ok()) {
+        result.blobs_new++;
+        break;
+      }
+      if (st.error().code != Errc::kCorrupt) return st.error();
+      if (resume > 0 && attempt == 0) {
+        GS_RETURN_IF_ERROR(store.Sync());  // the bad prefix is gone: the next writer starts at 0
         continue;
       }
-      result.blobs_new++;
+      result.problems.push_back(where + ": " + st.error().message);
+      break;
     }
     if (since_sync >= o.sync_every_bytes) {
       GS_RETURN_IF_ERROR(store.Sync());
@@ -183,6 +203,7 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
       if (!info) {
         std::string names;
         for (auto& v : result.missing_volumes) names += (names.empty() ? "" : ", ") + v;
+        GS_RETURN_IF_ERROR(store.KeepPending(ReleaseRecordOf(bundle)));  // gc keeps what is stored so far
         return MakeError(Errc::kIncomplete, "missing volume files: " + names + "; stored what was present (" +
                                                 std::to_string(result.blobs_new) + " new blobs); ingest a folder holding the rest to finish " +
                                                 result.release);
@@ -191,13 +212,7 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
   }
   std::vector<BlobDigest> needed;
   for (const auto& d : m.release().blobs()) needed.push_back(BlobDigest::Parse(d.digest()).value());
-  store::StoredRelease rec;
-  rec.id = {m.release().app(), m.release().version()};
-  rec.manifest = bundle.manifest_bytes;
-  rec.signature = bundle.signature;
-  rec.release_digest = bundle.release_digest.str();
-  rec.ingested_unix = static_cast<int64_t>(std::time(nullptr));
-  rec.pinned = true;
+  store::StoredRelease rec = ReleaseRecordOf(bundle);
   crash.BeforeCommit();
   GS_RETURN_IF_ERROR(store.PutRelease(rec, needed));
   result.complete = true;

@@ -26,19 +26,35 @@ std::string KeyIdOf(EVP_PKEY* k) {
   return Sha256::Of(raw, len).hex();
 }
 
+// Writes a PEM key to `path` without ever leaving a half-written key there: a temp file is
+// written and synced, then hard-linked into place (which fails if `path` exists).
 Status WritePem(const std::string& path, mode_t mode, EVP_PKEY* key, bool is_private) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, mode);
-  if (fd < 0) {
-    return MakeError(errno == EEXIST ? Errc::kConflict : Errc::kIo,
-                     path + ": " + (errno == EEXIST ? "already exists, not overwriting a key" : std::strerror(errno)));
-  }
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());  // left by a run that was killed
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return MakeError(Errc::kIo, tmp + ": " + std::strerror(errno));
   ::fchmod(fd, mode);
   FILE* f = ::fdopen(fd, "w");
+  if (f == nullptr) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return MakeError(Errc::kIo, tmp + ": " + std::strerror(errno));
+  }
   int ok = is_private ? PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr)
                       : PEM_write_PUBKEY(f, key);
   bool flushed = std::fflush(f) == 0 && ::fsync(fd) == 0;
   std::fclose(f);
-  if (ok != 1 || !flushed) return MakeError(Errc::kIo, path + ": cannot write key");
+  if (ok != 1 || !flushed) {
+    ::unlink(tmp.c_str());
+    return MakeError(Errc::kIo, tmp + ": cannot write key");
+  }
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return MakeError(err == EEXIST ? Errc::kConflict : Errc::kIo,
+                     path + ": " + (err == EEXIST ? "already exists, not overwriting a key" : std::strerror(err)));
+  }
+  ::unlink(tmp.c_str());
   return OkStatus();
 }
 

@@ -184,7 +184,10 @@ int main(int argc, char** argv) {
 
   if (create->parsed()) {
     auto size = ParseSize(volume_size);
-    if (!size.ok()) return Fail(MakeError(Errc::kInvalidArgument, "--volume-size: " + size.error().message));
+    if (!size.ok()) {
+      std::fprintf(stderr, "gapsync: error: --volume-size: %s\n", size.error().message.c_str());
+      return kExitUsage;
+    }
     copt.volume_size = size.value();
     copt.quiet = quiet;
     auto r = CreateBundle(copt);
@@ -256,6 +259,12 @@ int main(int argc, char** argv) {
   }
 
   if (ingest->parsed()) {
+    auto every = ParseSize(sync_every);
+    if (!every.ok()) {
+      std::fprintf(stderr, "gapsync: error: --sync-every: %s\n", every.error().message.c_str());
+      return kExitUsage;
+    }
+    iopt.sync_every_bytes = every.value();
     auto trusted = LoadTrustedKeys(ingest_trust);
     if (!trusted.ok()) return Fail(trusted.error());
     auto b = LoadBundle(ingest_dir, trusted.value());  // signature first, before the store is touched
@@ -263,9 +272,7 @@ int main(int argc, char** argv) {
     auto st = OpenStore(ingest_store);
     if (!st.ok()) return Fail(st.error());
     iopt.quiet = quiet || ingest_json;
-    auto every = ParseSize(sync_every);
-    if (!every.ok()) return Fail(MakeError(Errc::kInvalidArgument, "--sync-every: " + every.error().message));
-    iopt.sync_every_bytes = every.value();
+
     IngestResult r;
     auto status = Ingest(b.value(), *st.value(), iopt, r);
     if (ingest_json) {

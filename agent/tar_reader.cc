@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstring>
 
 #include "agent/util.h"
@@ -59,20 +60,23 @@ bool ChecksumOk(const unsigned char* h) {
   return sum == *stored;
 }
 
-std::string PaxPath(const std::string& data) {
-  // records: "<len> key=value\n"
-  std::string path;
+// Pax extended header records: "<len> key=value\n", len counting the whole record. Returns the
+// path= value; false when a record is malformed.
+bool PaxPath(const std::string& data, std::string& path) {
   size_t pos = 0;
   while (pos < data.size()) {
+    if (data[pos] == '\0') break;  // padding
     size_t space = data.find(' ', pos);
-    if (space == std::string::npos) break;
-    size_t len = std::strtoull(data.c_str() + pos, nullptr, 10);
-    if (len == 0 || pos + len > data.size()) break;
+    if (space == std::string::npos || space == pos || space - pos > 20) return false;
+    uint64_t len = 0;
+    auto [end, ec] = std::from_chars(data.data() + pos, data.data() + space, len);
+    if (ec != std::errc() || end != data.data() + space) return false;
+    if (len < space - pos + 2 || len > data.size() - pos || data[pos + len - 1] != '\n') return false;
     std::string rec = data.substr(space + 1, pos + len - space - 2);
     if (rec.rfind("path=", 0) == 0) path = rec.substr(5);
     pos += len;
   }
-  return path;
+  return true;
 }
 
 }  // namespace
@@ -118,7 +122,8 @@ Result<std::vector<TarMember>> ListTar(const std::string& path) {
       if (type == 'L') {
         long_name = std::string(buf.c_str());
       } else {
-        std::string p = PaxPath(buf);
+        std::string p;
+        if (!PaxPath(buf, p)) return fail("malformed pax extended header");
         if (!p.empty()) long_name = p;
       }
       offset = next;

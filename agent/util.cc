@@ -170,7 +170,7 @@ bool IsSafeRelativePath(std::string_view path) {
 }
 
 Result<std::string> ReadSmallFile(const std::string& path, uint64_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not hang us
   if (fd < 0) {
     return MakeError(errno == ENOENT ? Errc::kNotFound : Errc::kIo, path + ": " + ErrnoText(errno));
   }

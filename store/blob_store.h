@@ -81,6 +81,9 @@ class BlobWriter {
   // Keeps writing, but records the progress so far (whole chunks) at the next Sync(), so a
   // crash loses at most what came after it.
   virtual Status Checkpoint() = 0;
+  // Gives up on this blob: any recorded progress is forgotten at the next Sync() (the next
+  // writer for it starts from byte 0).
+  virtual Status Abandon() = 0;
 };
 
 using ReadSink = std::function<Status(std::span<const uint8_t>)>;
@@ -110,6 +113,9 @@ class BlobStore {
 
   virtual Status PutRelease(const StoredRelease& release,
                             const std::vector<BlobDigest>& needed_blobs) = 0;
+  // Records that an ingest of `release` is under way (some volumes still to come): gc keeps the
+  // blobs it needs until PutRelease() of the same release (or gc with drop_partials).
+  virtual Status KeepPending(const StoredRelease& release) = 0;
   virtual Result<std::optional<StoredRelease>> GetRelease(const ReleaseId& id) = 0;
   virtual Result<std::vector<StoredRelease>> ListReleases() = 0;
 
@@ -118,7 +124,8 @@ class BlobStore {
   // Makes a blob invisible (its chunks go at the next gc), e.g. one fsck found corrupt, so that
   // re-ingesting a bundle that carries it stores it again.
   virtual Status DropBlob(const BlobDigest& digest) = 0;
-  // Removes blobs no pinned release needs (and orphaned chunks; partials when asked).
+  // Removes blobs no pinned or pending release needs, and orphaned chunks; with drop_partials
+  // also half-stored blobs and pending releases.
   virtual Result<GcStats> CollectGarbage(bool drop_partials) = 0;
 
   // Test hook (fault injection): flips one stored byte of chunk `chunk_index` of a blob.

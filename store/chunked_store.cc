@@ -94,9 +94,11 @@ class ChunkedWriter final : public BlobWriter {
   Status Commit() override;
   Status Suspend() override;
   Status Checkpoint() override;
+  Status Abandon() override;
 
  private:
-  v1::PartialRecord MakePartial(uint64_t durable) const;
+  // Progress so far: whole chunks stored, plus (with_tail) the bytes of the chunk being filled.
+  v1::PartialRecord MakePartial(bool with_tail) const;
   // Hashes, maybe compresses and writes chunk `index` (chunks come in order).
   Status StoreChunk(uint32_t index, const std::vector<uint8_t>& data);
   // Stores the short tail chunk still in buf_.
@@ -145,7 +147,7 @@ class ChunkedStore final : public BlobStore {
     GS_RETURN_IF_ERROR(kv_->Scan(Space::kBlobs, "", [&](std::string_view key, std::string_view value) {
       v1::BlobRecord rec;
       if (key.size() != BlobDigest::kRawSize || !rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-        inner = MakeError(Errc::kCorrupt, "store: unreadable blob record");
+        inner = MakeError(Errc::kCorrupt, "store: unreadable blob record (key " + HexEncode(reinterpret_cast<const uint8_t*>(key.data()), key.size()) + ")");
         return false;
       }
       auto d = BlobDigest::FromRaw(reinterpret_cast<const uint8_t*>(key.data()));
@@ -220,7 +222,17 @@ class ChunkedStore final : public BlobStore {
     rec.set_release_digest(release.release_digest);
     rec.set_ingested_unix(release.ingested_unix);
     rec.set_pinned(release.pinned);
-    return kv_->Commit({KvOp{Space::kReleases, ReleaseKey(release.id), rec.SerializeAsString()}});
+    return kv_->Commit({KvOp{Space::kReleases, ReleaseKey(release.id), rec.SerializeAsString()},
+                        KvOp{Space::kPending, ReleaseKey(release.id), std::nullopt}});
+  }
+
+  Status KeepPending(const StoredRelease& release) override {
+    v1::ReleaseRecord rec;
+    rec.set_manifest(release.manifest);
+    rec.set_signature(release.signature);
+    rec.set_release_digest(release.release_digest);
+    rec.set_ingested_unix(release.ingested_unix);
+    return kv_->Commit({KvOp{Space::kPending, ReleaseKey(release.id), rec.SerializeAsString()}});
   }
 
   Result<std::optional<StoredRelease>> GetRelease(const ReleaseId& id) override {
@@ -230,10 +242,12 @@ class ChunkedStore final : public BlobStore {
     return std::optional<StoredRelease>(std::move(rel));
   }
 
-  Result<std::vector<StoredRelease>> ListReleases() override {
+  Result<std::vector<StoredRelease>> ListReleases() override { return ListReleases(Space::kReleases); }
+
+  Result<std::vector<StoredRelease>> ListReleases(Space space) {
     std::vector<StoredRelease> out;
     Status inner;
-    GS_RETURN_IF_ERROR(kv_->Scan(Space::kReleases, "", [&](std::string_view key, std::string_view value) {
+    GS_RETURN_IF_ERROR(kv_->Scan(space, "", [&](std::string_view key, std::string_view value) {
       auto rel = DecodeRelease(key, value);
       if (!rel.ok()) {
         inner = rel.error();
@@ -279,7 +293,8 @@ class ChunkedStore final : public BlobStore {
       v1::PartialRecord rec;
       if (key.size() == BlobDigest::kRawSize && rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
         auto d = BlobDigest::FromRaw(reinterpret_cast<const uint8_t*>(key.data()));
-        chunk_counts[d] = static_cast<uint64_t>(rec.chunk_hash_size());
+        auto& n = chunk_counts[d];
+        n = std::max<uint64_t>(n, static_cast<uint64_t>(rec.chunk_hash_size()));
         report.partial_blobs++;
       }
       return true;
@@ -306,10 +321,20 @@ class ChunkedStore final : public BlobStore {
   Result<GcStats> CollectGarbage(bool drop_partials) override {
     GcStats stats;
     std::set<BlobDigest> live;
-    GS_ASSIGN_OR_RETURN(auto releases, ListReleases());
+    GS_ASSIGN_OR_RETURN(auto releases, ListReleases(Space::kReleases));
     for (const auto& rel : releases) {
       if (!rel.pinned) continue;
       GS_ASSIGN_OR_RETURN(auto needed, ReleaseBlobsFromManifest(rel.manifest, "release " + rel.id.str()));
+      live.insert(needed.begin(), needed.end());
+    }
+    GS_ASSIGN_OR_RETURN(auto pending, ListReleases(Space::kPending));
+    std::vector<KvOp> dropped_pending;
+    for (const auto& rel : pending) {
+      if (drop_partials) {
+        dropped_pending.push_back(KvOp{Space::kPending, ReleaseKey(rel.id), std::nullopt});
+        continue;
+      }
+      GS_ASSIGN_OR_RETURN(auto needed, ReleaseBlobsFromManifest(rel.manifest, "pending release " + rel.id.str()));
       live.insert(needed.begin(), needed.end());
     }
     std::vector<BlobInfo> dead;
@@ -322,7 +347,7 @@ class ChunkedStore final : public BlobStore {
       }
       return OkStatus();
     }));
-    std::vector<KvOp> ops;
+    std::vector<KvOp> ops = std::move(dropped_pending);
     std::vector<BlobDigest> partials;
     GS_RETURN_IF_ERROR(kv_->Scan(Space::kPartials, "", [&](std::string_view key, std::string_view value) {
       if (key.size() != BlobDigest::kRawSize) return true;
@@ -331,7 +356,8 @@ class ChunkedStore final : public BlobStore {
       if (drop_partials || !rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
         partials.push_back(d);
       } else {
-        chunk_counts[d] = static_cast<uint64_t>(rec.chunk_hash_size());
+        auto& n = chunk_counts[d];
+        n = std::max<uint64_t>(n, static_cast<uint64_t>(rec.chunk_hash_size()));
       }
       return true;
     }));
@@ -387,6 +413,12 @@ class ChunkedStore final : public BlobStore {
     if (!rec.ParseFromString(*value)) {
       return MakeError(Errc::kCorrupt, "blob " + digest.str() + ": store record does not parse");
     }
+    if (rec.chunk_size() == 0 ||
+        static_cast<uint64_t>(rec.chunk_hash_size()) != (rec.size() + rec.chunk_size() - 1) / rec.chunk_size()) {
+      return MakeError(Errc::kCorrupt, "blob " + digest.str() + ": store record is inconsistent (chunk size " +
+                                           std::to_string(rec.chunk_size()) + ", " + std::to_string(rec.chunk_hash_size()) +
+                                           " chunk hashes for " + std::to_string(rec.size()) + " bytes)");
+    }
     return std::optional<v1::BlobRecord>(std::move(rec));
   }
 
@@ -438,7 +470,7 @@ class ChunkedStore final : public BlobStore {
     auto sep = key.find('\0');
     v1::ReleaseRecord rec;
     if (sep == std::string_view::npos || !rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      return MakeError(Errc::kCorrupt, "store: unreadable release record");
+      return MakeError(Errc::kCorrupt, "store: unreadable release record (key \"" + std::string(key.substr(0, key.find('\0'))) + "\")");
     }
     StoredRelease out;
     out.id = ReleaseId{std::string(key.substr(0, sep)), std::string(key.substr(sep + 1))};
@@ -487,27 +519,26 @@ class ChunkedStore final : public BlobStore {
 
 Status ChunkedWriter::Resume(const v1::PartialRecord& partial) {
   const uint64_t durable = partial.durable_bytes();
-  const uint64_t chunks = (durable + chunk_size_ - 1) / chunk_size_;
-  if (durable > size_ || static_cast<uint64_t>(partial.chunk_hash_size()) != chunks) {
+  const uint64_t chunks = durable / chunk_size_;
+  if (durable > size_ || static_cast<uint64_t>(partial.chunk_hash_size()) != chunks ||
+      partial.tail().size() != durable % chunk_size_) {
     return MakeError(Errc::kCorrupt, "partial record inconsistent");
   }
   std::vector<uint8_t> plain;
   for (uint32_t i = 0; i < chunks; ++i) {
     GS_ASSIGN_OR_RETURN(auto value, store_->GetChunk(digest_, i));
     if (!value || value->empty()) return MakeError(Errc::kCorrupt, "partial chunk missing");
-    uint64_t expect = std::min<uint64_t>(chunk_size_, durable - uint64_t{i} * chunk_size_);
-    GS_RETURN_IF_ERROR(ChunkedStore::DecodeChunk(*value, expect, plain, "partial"));
+    GS_RETURN_IF_ERROR(ChunkedStore::DecodeChunk(*value, chunk_size_, plain, "partial"));
     if (partial.chunk_hash(static_cast<int>(i)) != ChunkHash(plain.data(), plain.size())) {
       return MakeError(Errc::kCorrupt, "partial chunk does not verify");
     }
     whole_.Update(plain.data(), plain.size());
-    if (plain.size() == chunk_size_) {
-      chunk_hashes_.push_back(partial.chunk_hash(static_cast<int>(i)));
-      stored_bytes_ += value->size() - 1;
-    } else {
-      buf_ = plain;  // a short tail: continue filling it
-    }
+    chunk_hashes_.push_back(partial.chunk_hash(static_cast<int>(i)));
+    stored_bytes_ += value->size() - 1;
   }
+  const auto& tail = partial.tail();
+  buf_.assign(tail.begin(), tail.end());  // continue filling the last chunk
+  whole_.Update(buf_.data(), buf_.size());
   next_index_ = static_cast<uint32_t>(chunk_hashes_.size());
   written_ = durable;
   return OkStatus();
@@ -565,6 +596,7 @@ Status ChunkedWriter::Commit() {
   if (done_) return MakeError(Errc::kInternal, "blob " + digest_.str() + ": committed twice");
   done_ = true;
   if (written_ != size_) {
+    store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), std::nullopt});
     return MakeError(Errc::kCorrupt, "blob " + digest_.str() + ": got " + std::to_string(written_) +
                                          " bytes, its manifest entry declares " + std::to_string(size_));
   }
@@ -585,13 +617,14 @@ Status ChunkedWriter::Commit() {
   return OkStatus();
 }
 
-v1::PartialRecord ChunkedWriter::MakePartial(uint64_t durable) const {
+v1::PartialRecord ChunkedWriter::MakePartial(bool with_tail) const {
   v1::PartialRecord rec;
   rec.set_size(size_);
   rec.set_chunk_size(chunk_size_);
-  rec.set_durable_bytes(durable);
+  rec.set_durable_bytes(written_ - (with_tail ? 0 : buf_.size()));
   for (auto& h : chunk_hashes_) rec.add_chunk_hash(h);
   rec.set_media_type(media_type_);
+  if (with_tail) rec.set_tail(buf_.data(), buf_.size());
   return rec;
 }
 
@@ -599,16 +632,23 @@ Status ChunkedWriter::Suspend() {
   if (done_) return OkStatus();
   done_ = true;
   if (written_ == 0) return OkStatus();
-  GS_RETURN_IF_ERROR(FlushTail());  // the short tail is kept too
-  store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), MakePartial(written_).SerializeAsString()});
+  store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), MakePartial(/*with_tail=*/true).SerializeAsString()});
   return OkStatus();
 }
 
 Status ChunkedWriter::Checkpoint() {
   if (done_) return MakeError(Errc::kInternal, "blob " + digest_.str() + ": checkpoint after commit");
-  const uint64_t durable = written_ - buf_.size();  // whole chunks only; the tail is rewritten
-  if (durable == 0) return OkStatus();
-  store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), MakePartial(durable).SerializeAsString()});
+  if (chunk_hashes_.empty()) return OkStatus();
+  // Whole chunks only: the chunk being filled keeps changing (and a tail in the record would
+  // be rewritten at every checkpoint).
+  store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), MakePartial(/*with_tail=*/false).SerializeAsString()});
+  return OkStatus();
+}
+
+Status ChunkedWriter::Abandon() {
+  if (done_) return OkStatus();
+  done_ = true;
+  store_->Queue(KvOp{Space::kPartials, DigestKey(digest_), std::nullopt});
   return OkStatus();
 }
 

@@ -13,7 +13,7 @@
 
 namespace gapsync::store {
 
-enum class Space { kChunks, kBlobs, kPartials, kReleases };
+enum class Space { kChunks, kBlobs, kPartials, kReleases, kPending };
 
 struct KvOp {
   Space space;

@@ -72,7 +72,7 @@ class MemoryKv final : public Kv {
  private:
   std::map<std::string, std::string>& Map(Space s) { return maps_[static_cast<size_t>(s)]; }
   std::mutex mu_;
-  std::array<std::map<std::string, std::string>, 4> maps_;
+  std::array<std::map<std::string, std::string>, 5> maps_;
 };
 
 }  // namespace

@@ -19,7 +19,7 @@
 namespace gapsync::store {
 namespace {
 
-constexpr std::array<const char*, 4> kFamilies = {"chunks", "blobs", "partials", "releases"};
+constexpr std::array<const char*, 5> kFamilies = {"chunks", "blobs", "partials", "releases", "pending"};
 
 Status FromRocks(const rocksdb::Status& s, const std::string& path, const std::string& doing) {
   if (s.ok()) return OkStatus();
@@ -190,7 +190,7 @@ class RocksDbKv final : public Kv {
   std::string path_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* default_ = nullptr;
-  std::array<rocksdb::ColumnFamilyHandle*, 4> cf_{};
+  std::array<rocksdb::ColumnFamilyHandle*, 5> cf_{};
 };
 
 }  // namespace

@@ -273,3 +273,22 @@ TEST_F(TarReaderTest, MissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace gapsync::agent
+
+namespace gapsync::agent {
+namespace {
+
+// A pax record whose length wraps the parser's position back to 0 must be an error, not a hang.
+TEST_F(TarReaderTest, MalformedPaxLengthIsAnErrorNotAHang) {
+  for (const std::string& pax : {std::string("10 path=a\n-10 x=y\n"), std::string("18446744073709551606 x=y\n"),
+                                 std::string("5 path=abc\n"), std::string("x path=a\n")}) {
+    auto path = Write("pax.tar", Member("PaxHeaders/x", pax, 'x') + Member("a", "x") + End());
+    auto r = ListTar(path);
+    ASSERT_FALSE(r.ok()) << pax;
+    EXPECT_EQ(r.error().code, Errc::kCorrupt);
+    EXPECT_TRUE(Contains(r.error().message, "malformed pax extended header")) << r.error().message;
+    EXPECT_TRUE(Contains(r.error().message, "offset 0")) << r.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace gapsync::agent

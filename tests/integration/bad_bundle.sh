@@ -35,6 +35,14 @@ log "missing volume (verify)"
 fresh; rm "$WORK/bad/volume-0004.gsv"
 expect_error 'volume-0004.gsv: volume missing' G bundle verify "$WORK/bad" --trust "$K/vendor.pub"
 
+log "a volume that is a symlink out of the bundle folder, or a FIFO"
+fresh; rm "$WORK/bad/volume-0002.gsv"; ln -s "$GOOD/volume-0002.gsv" "$WORK/bad/volume-0002.gsv"
+check_bad 'volume-0002.gsv: not a regular file'
+fresh; rm "$WORK/bad/volume-0002.gsv"; mkfifo "$WORK/bad/volume-0002.gsv"
+check_bad 'volume-0002.gsv: not a regular file'
+fresh; rm "$WORK/bad/manifest.sig"; mkfifo "$WORK/bad/manifest.sig"
+check_bad 'manifest.sig: not a regular file'
+
 log "manifest edited after signing"
 fresh; manifest_to_text "$WORK/bad/manifest.pb" | sed 's/version: "1.0.0"/version: "1.0.1"/' > "$WORK/m.txt"
 text_to_manifest "$WORK/m.txt" "$WORK/bad/manifest.pb"

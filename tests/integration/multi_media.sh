@@ -28,6 +28,12 @@ log "disk 1 again: idempotent, still incomplete"
 rc=0; G ingest "$WORK/disk1" --store "$ST" --trust "$K/vendor.pub" 2>/dev/null || rc=$?
 [ $rc -eq 3 ] || fail "rerun of disk1 exit $rc"
 
+log "gc between the two media keeps what disk 1 brought (the release is pending)"
+blobs_before=$(G store ls --store "$ST" --json | jq .blobs)
+G store gc --store "$ST" >/dev/null
+[ "$(G store ls --store "$ST" --json | jq .blobs)" = "$blobs_before" ] || fail "gc dropped blobs of a pending release"
+G store fsck --store "$ST" --json | jq -e '.partial_blobs >= 1' >/dev/null || fail "gc dropped the straddling blob's progress"
+
 log "disk 2: completes the release, the straddling blob resumes from its stored prefix"
 G ingest "$WORK/disk2" --store "$ST" --trust "$K/vendor.pub" --json > "$WORK/r2.json"
 jq -e '.complete and .blobs_skipped > 0' "$WORK/r2.json" >/dev/null || fail "disk2 ingest: $(cat "$WORK/r2.json")"

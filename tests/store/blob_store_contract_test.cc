@@ -471,6 +471,67 @@ TEST_P(SuspendResume, CheckpointThenCommitLeavesNoPartial) {
   EXPECT_FALSE((*w)->Checkpoint().ok()) << "checkpoint after commit accepted";
 }
 
+// A suspended blob's short tail must survive a resumed writer that fills (and stores) that
+// chunk in full and is then lost (crash, damaged second medium): the next resume still starts
+// where the suspension left off.
+TEST_P(SuspendResume, TailSurvivesAResumedWriterThatIsLost) {
+  const std::string data = RandomBytes(5 * kChunk + 17, 4242);
+  const auto d = DigestOf(data);
+  const uint64_t cut = 2 * kChunk + 1000;
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, cut)));
+    ASSERT_OK((*w)->Suspend());
+  }
+  ASSERT_OK(store().Sync());
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_EQ((*w)->offset(), cut);
+    ASSERT_OK((*w)->Append(Bytes(data, cut, 2 * kChunk)));  // rewrites chunk 2 in full, and more
+    // dropped: no Commit, no Suspend
+  }
+  ASSERT_OK(store().Sync());  // whatever the lost writer stored is now durable
+  if (GetParam() == Backend::kRocksDb) Reopen();
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  ASSERT_EQ((*w)->offset(), cut) << "the suspension's progress was spoiled by the lost writer";
+  ASSERT_OK((*w)->Append(Bytes(data, cut)));
+  ASSERT_OK((*w)->Commit());
+  ASSERT_OK(store().Sync());
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+  EXPECT_TRUE(Fsck().problems.empty());
+}
+
+// Abandon forgets recorded progress: the next writer starts from 0.
+TEST_P(SuspendResume, AbandonForgetsProgress) {
+  const std::string data = RandomBytes(3 * kChunk, 99);
+  const auto d = DigestOf(data);
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, kChunk + 5)));
+    ASSERT_OK((*w)->Suspend());
+  }
+  ASSERT_OK(store().Sync());
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_EQ((*w)->offset(), kChunk + 5);
+    ASSERT_OK((*w)->Abandon());
+  }
+  ASSERT_OK(store().Sync());
+  auto w = store().OpenWriter(d, data.size(), kOctet);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ((*w)->offset(), 0u);
+  auto partial = store().PartialBytes(d);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_EQ(*partial, 0u);
+}
+
 TEST_P(SuspendResume, OtherSizeStartsOver) {
   const std::string data = RandomBytes(3 * kChunk, 10);
   const auto d = DigestOf(data);
