@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 #include <set>
 
 #include "agent/app_template.h"
@@ -218,55 +221,73 @@ Status VolumeReader::Read(uint32_t volume, uint64_t offset, uint64_t len,
 
 VerifyReport VerifyVolumes(const LoadedBundle& bundle, const std::function<void(uint64_t)>& progress) {
   VerifyReport report;
-  VolumeReader reader(bundle);
   std::set<uint32_t> bad_volumes;
-  for (uint32_t i = 0; i < static_cast<uint32_t>(bundle.manifest.volumes_size()); ++i) {
-    if (auto p = reader.SizeProblem(i); !p.empty()) {
-      report.problems.push_back(p);  // its blobs are not checked: the volume is damaged as a whole
-      bad_volumes.insert(i);
-    } else if (!reader.Present(i)) {
-      report.problems.push_back(reader.Path(i) + ": volume missing");
-      bad_volumes.insert(i);
-    }
-  }
-  Sha256 hash;
-  for (int bi = 0; bi < bundle.manifest.blobs_size(); ++bi) {
-    const auto& entry = bundle.manifest.blobs(bi);
-    const auto& want = bundle.blob_digests[static_cast<size_t>(bi)];
-    bool skipped = false;
-    std::string where;
-    Status st;
-    for (const auto& seg : entry.segments()) {
-      if (bad_volumes.count(seg.volume())) {
-        skipped = true;
-        break;
+  {
+    VolumeReader reader(bundle);
+    for (uint32_t i = 0; i < static_cast<uint32_t>(bundle.manifest.volumes_size()); ++i) {
+      if (auto p = reader.SizeProblem(i); !p.empty()) {
+        report.problems.push_back(p);  // its blobs are not checked: the volume is damaged as a whole
+        bad_volumes.insert(i);
+      } else if (!reader.Present(i)) {
+        report.problems.push_back(reader.Path(i) + ": volume missing");
+        bad_volumes.insert(i);
       }
-      where += (where.empty() ? "" : " + ") + reader.Path(seg.volume()) + " bytes " + std::to_string(seg.offset()) + ".." +
-               std::to_string(seg.offset() + seg.length());
-      st = reader.Read(seg.volume(), seg.offset(), seg.length(), [&](const uint8_t* p, size_t n) -> Status {
-        hash.Update(p, n);
-        report.bytes_checked += n;
-        if (progress) progress(n);
-        return OkStatus();
-      });
-      if (!st.ok()) break;
-    }
-    if (skipped) {
-      hash.Finish();
-      continue;
-    }
-    if (!st.ok()) {
-      hash.Finish();
-      report.problems.push_back("blob " + want.str() + ": " + st.error().message);
-      continue;
-    }
-    auto got = hash.Finish();
-    if (got != want) {
-      report.problems.push_back(where + ": blob " + want.str() + " does not match its digest (content hashes to " + got.str() + ")");
-    } else {
-      report.blobs_ok++;
     }
   }
+  // Blobs are hashed by two threads (SHA-256 is the bottleneck: one core does ~2 GB/s), each
+  // taking the next blob; problems are reported in blob order.
+  const int n = bundle.manifest.blobs_size();
+  std::vector<std::string> problems(static_cast<size_t>(n));
+  std::atomic<int> next{0};
+  std::atomic<uint64_t> ok{0}, bytes{0};
+  std::mutex progress_mu;
+  auto worker = [&] {
+    VolumeReader reader(bundle);
+    Sha256 hash;
+    for (int bi = next++; bi < n; bi = next++) {
+      const auto& entry = bundle.manifest.blobs(bi);
+      const auto& want = bundle.blob_digests[static_cast<size_t>(bi)];
+      bool skipped = false;
+      std::string where;
+      Status st;
+      for (const auto& seg : entry.segments()) {
+        if (bad_volumes.count(seg.volume())) {
+          skipped = true;
+          break;
+        }
+        where += (where.empty() ? "" : " + ") + reader.Path(seg.volume()) + " bytes " + std::to_string(seg.offset()) +
+                 ".." + std::to_string(seg.offset() + seg.length());
+        st = reader.Read(seg.volume(), seg.offset(), seg.length(), [&](const uint8_t* p, size_t len) -> Status {
+          hash.Update(p, len);
+          bytes += len;
+          if (progress) {
+            std::lock_guard lock(progress_mu);
+            progress(len);
+          }
+          return OkStatus();
+        });
+        if (!st.ok()) break;
+      }
+      auto got = hash.Finish();
+      if (skipped) continue;
+      auto& problem = problems[static_cast<size_t>(bi)];
+      if (!st.ok()) {
+        problem = "blob " + want.str() + ": " + st.error().message;
+      } else if (got != want) {
+        problem = where + ": blob " + want.str() + " does not match its digest (content hashes to " + got.str() + ")";
+      } else {
+        ok++;
+      }
+    }
+  };
+  std::thread second(worker);
+  worker();
+  second.join();
+  for (auto& p : problems) {
+    if (!p.empty()) report.problems.push_back(std::move(p));
+  }
+  report.blobs_ok = ok;
+  report.bytes_checked = bytes;
   return report;
 }
 
