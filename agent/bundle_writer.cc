@@ -11,6 +11,7 @@
 #include "agent/bundle.h"
 #include "agent/image_source.h"
 #include "agent/keys.h"
+#include "agent/parallel_hash.h"
 #include "agent/progress.h"
 #include "agent/read_ahead.h"
 #include "agent/util.h"
@@ -269,6 +270,7 @@ class Creator {
     entry.set_size(src.size);
     entry.set_media_type(src.media_type);
     Sha256 hash;
+    bool hash_from_hasher = false;
     if (src.in_memory) {
       hash.Update(src.data.data(), src.data.size());
       GS_RETURN_IF_ERROR(volumes_.Write(reinterpret_cast<const uint8_t*>(src.data.data()), src.data.size(), entry));
@@ -277,21 +279,28 @@ class Creator {
       int fd = ::open(src.file.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) return MakeError(Errc::kNotFound, src.file + ": " + ErrnoText(errno));
       ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+      // The bytes are hashed on a second core while this one copies them into the volume.
       auto st = StreamFileRange(fd, src.origin, src.offset, src.size, [&](const uint8_t* p, size_t n) -> Status {
-        hash.Update(p, n);
-        GS_RETURN_IF_ERROR(volumes_.Write(p, n, entry));
+        hasher_.Update(p, n);
+        Status written = volumes_.Write(p, n, entry);
+        hasher_.Wait();
+        GS_RETURN_IF_ERROR(written);
         progress_->Add(n);
         return OkStatus();
       });
+      hash_from_hasher = true;
       struct stat after {};
       if (st.ok() && src.offset == 0 && ::fstat(fd, &after) == 0 && static_cast<uint64_t>(after.st_size) != src.size) {
         st = MakeError(Errc::kConflict, src.origin + ": changed while it was being bundled (" + std::to_string(src.size) +
                                             " bytes when listed, " + std::to_string(after.st_size) + " now); bundle from a stable copy");
       }
       ::close(fd);
-      GS_RETURN_IF_ERROR(st);
+      if (!st.ok()) {
+        (void)hasher_.Finish();  // leave the hasher clean
+        return st.error();
+      }
     }
-    auto got = hash.Finish();
+    auto got = hash_from_hasher ? hasher_.Finish() : hash.Finish();
     if (src.digest && got != *src.digest) {
       return MakeError(Errc::kCorrupt, src.origin + ": blob " + src.digest->str() + " does not match its digest (content hashes to " + got.str() + ")");
     }
@@ -315,6 +324,7 @@ class Creator {
   v1::BundleManifest manifest_;
   std::map<BlobDigest, int> index_;
   Progress* progress_ = nullptr;
+  ParallelSha256 hasher_;
   uint64_t duplicates_ = 0;
   bool created_dir_ = false;
   bool prepared_ = false;

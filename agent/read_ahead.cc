@@ -14,8 +14,10 @@ namespace gapsync::agent {
 namespace {
 
 constexpr uint64_t kReadAheadMin = 8 << 20;  // shorter reads are not worth a thread
-constexpr size_t kAheadBlock = 4 << 20;
-constexpr size_t kAheadSlots = 4;
+// Small blocks keep each one in the CPU cache from read through hashing to the next write or
+// store (measured: 4 MiB blocks tripled the kernel's copy time in bundle create).
+constexpr size_t kAheadBlock = 256 << 10;
+constexpr size_t kAheadSlots = 16;
 
 Error Truncated(const std::string& path, uint64_t at, uint64_t end) {
   return MakeError(Errc::kCorrupt, path + ": ends at offset " + std::to_string(at) + ", before offset " +
