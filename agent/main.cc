@@ -13,6 +13,7 @@
 #include "agent/progress.h"
 #include "agent/util.h"
 #include "store/blob_store.h"
+#include "transport/cluster_ca.h"
 
 using nlohmann::json;
 using namespace gapsync;
@@ -100,6 +101,18 @@ int main(int argc, char** argv) {
   keygen->add_option("--out", key_out, "Folder to write the keys into")->required();
   keygen->add_option("--name", key_name, "Key name (file names NAME.key, NAME.pub)")->required();
 
+  // ---- cluster CA ----
+  auto* ca = app.add_subcommand("ca", "The cluster's certificate authority (mutual TLS between agents)");
+  ca->require_subcommand(1);
+  auto* ca_init = ca->add_subcommand("init", "Create a cluster CA: DIR/ca.key (0600) and DIR/ca.crt");
+  std::string ca_out, ca_name = "cluster", ca_dir, node_name, node_out;
+  ca_init->add_option("--out", ca_out, "Folder for the CA (keep ca.key offline)")->required();
+  ca_init->add_option("--name", ca_name, "A name for the cluster, put in the CA's subject");
+  auto* ca_issue = ca->add_subcommand("issue", "Issue a node certificate: DIR/NAME.key (0600), DIR/NAME.crt, DIR/ca.crt");
+  ca_issue->add_option("--ca", ca_dir, "CA folder (from ca init)")->required();
+  ca_issue->add_option("--node", node_name, "Node name (a-z 0-9 - .)")->required();
+  ca_issue->add_option("--out", node_out, "Folder for the node's files")->required();
+
   // ---- bundle ----
   auto* bundle = app.add_subcommand("bundle", "Create, verify and inspect bundles");
   bundle->require_subcommand(1);
@@ -179,6 +192,19 @@ int main(int argc, char** argv) {
     auto r = GenerateKeyPair(key_out, key_name);
     if (!r.ok()) return Fail(r.error());
     std::printf("wrote %s (private, mode 0600) and %s\n", r->private_key.c_str(), r->public_key.c_str());
+    return 0;
+  }
+
+  if (ca_init->parsed()) {
+    auto r = transport::InitCa(ca_out, ca_name);
+    if (!r.ok()) return Fail(r.error());
+    std::printf("cluster CA written: %s (private, mode 0600; keep it off the nodes) and %s\n", r->key.c_str(), r->cert.c_str());
+    return 0;
+  }
+  if (ca_issue->parsed()) {
+    auto r = transport::IssueNodeCertificate(ca_dir, node_name, node_out);
+    if (!r.ok()) return Fail(r.error());
+    std::printf("node %s: %s (private, mode 0600), %s, %s\n", node_name.c_str(), r->key.c_str(), r->cert.c_str(), r->ca_cert.c_str());
     return 0;
   }
 
