@@ -11,6 +11,7 @@
 #include "agent/ingest.h"
 #include "agent/keys.h"
 #include "agent/progress.h"
+#include "agent/reports.h"
 #include "agent/util.h"
 #include "store/blob_store.h"
 #include "transport/cluster_ca.h"
@@ -301,25 +302,12 @@ int main(int argc, char** argv) {
 
     IngestResult r;
     auto status = Ingest(b.value(), *st.value(), iopt, r);
-    if (ingest_json) {
-      PrintJson({{"release", r.release}, {"complete", r.complete}, {"already_present", r.already_present},
-                 {"blobs", r.blobs_total}, {"blobs_new", r.blobs_new}, {"blobs_skipped", r.blobs_skipped},
-                 {"bytes_new", r.bytes_new}, {"missing_volumes", r.missing_volumes}, {"problems", r.problems},
-                 {"error", status.ok() ? "" : status.error().message}});
-    }
+    if (ingest_json) PrintJson(IngestReport(r, status));
     if (!status.ok()) {
       for (size_t i = 1; i < r.problems.size(); ++i) std::fprintf(stderr, "gapsync: error: %s\n", r.problems[i].c_str());
       return Fail(status.error());
     }
-    if (!ingest_json) {
-      if (r.already_present) {
-        std::printf("%s is already in the store: nothing to do\n", r.release.c_str());
-      } else {
-        std::printf("ingested %s: %lu blobs (%lu new, %lu already present), %s written\n", r.release.c_str(),
-                    static_cast<unsigned long>(r.blobs_total), static_cast<unsigned long>(r.blobs_new),
-                    static_cast<unsigned long>(r.blobs_skipped), HumanBytes(r.bytes_new).c_str());
-      }
-    }
+    if (!ingest_json) std::printf("%s\n", IngestSummary(r).c_str());
     return 0;
   }
 
@@ -328,28 +316,9 @@ int main(int argc, char** argv) {
     if (!st.ok()) return Fail(st.error());
     auto& s = *st.value();
     if (ls->parsed()) {
-      auto rels = s.ListReleases();
-      if (!rels.ok()) return Fail(rels.error());
-      uint64_t blobs = 0, bytes = 0, stored = 0;
-      auto e = s.ForEachBlob([&](const store::BlobInfo& i) {
-        blobs++;
-        bytes += i.size;
-        stored += i.stored_bytes;
-        return OkStatus();
-      });
-      if (!e.ok()) return Fail(e.error());
-      json j{{"blobs", blobs}, {"bytes", bytes}, {"stored_bytes", stored}, {"releases", json::array()}};
-      for (const auto& r : rels.value()) {
-        v1::BundleManifest m;
-        m.ParseFromString(r.manifest);
-        uint64_t rb = 0;
-        for (const auto& d : m.release().blobs()) rb += d.size();
-        json comps = json::array();
-        for (const auto& c : m.release().components()) comps.push_back({{"name", c.name()}, {"kind", c.has_image() ? "image" : "artifact"}});
-        j["releases"].push_back({{"app", r.id.app}, {"version", r.id.version}, {"release_digest", r.release_digest},
-                                 {"blobs", m.release().blobs_size()}, {"bytes", rb}, {"components", comps},
-                                 {"pinned", r.pinned}, {"ingested_unix", r.ingested_unix}, {"complete", true}});
-      }
+      auto listing = StoreListing(s);
+      if (!listing.ok()) return Fail(listing.error());
+      const json& j = listing.value();
       if (ls_json) {
         PrintJson(j);
       } else {
@@ -360,8 +329,8 @@ int main(int argc, char** argv) {
           std::printf("%-24s %-14s %8d %12s  %s\n", r["app"].get<std::string>().c_str(), r["version"].get<std::string>().c_str(),
                       r["blobs"].get<int>(), HumanBytes(r["bytes"].get<uint64_t>()).c_str(), comps.c_str());
         }
-        std::printf("store: %lu blobs, %s (%s on disk after compression)\n", static_cast<unsigned long>(blobs),
-                    HumanBytes(bytes).c_str(), HumanBytes(stored).c_str());
+        std::printf("store: %lu blobs, %s (%s on disk after compression)\n", j["blobs"].get<unsigned long>(),
+                    HumanBytes(j["bytes"].get<uint64_t>()).c_str(), HumanBytes(j["stored_bytes"].get<uint64_t>()).c_str());
       }
       return 0;
     }
