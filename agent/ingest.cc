@@ -150,6 +150,10 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
           since_sync += n;
           result.bytes_new += n;
           crash.Bytes(result.bytes_new);
+        if (o.bytes_done != nullptr) o.bytes_done->fetch_add(n, std::memory_order_relaxed);
+        if (o.cancel != nullptr && o.cancel->load(std::memory_order_relaxed)) {
+          return MakeError(Errc::kIncomplete, "ingest of " + result.release + " stopped before it finished; run it again to go on");
+        }
           if (since_sync >= o.sync_every_bytes) {  // a long blob: keep what is done so far
             GS_RETURN_IF_ERROR(writer->Checkpoint());
             GS_RETURN_IF_ERROR(store.Sync());
@@ -161,6 +165,11 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
         pos = seg_end;
       }
       if (!failed.ok()) {
+        if (failed.error().code == Errc::kIncomplete) {  // cancelled: keep what is done
+          GS_RETURN_IF_ERROR(writer->Suspend());
+          GS_RETURN_IF_ERROR(store.Sync());
+          return failed.error();
+        }
         if (failed.error().code == Errc::kNoSpace || failed.error().code == Errc::kIo) return failed.error();
         result.problems.push_back("blob " + digest.str() + ": " + failed.error().message);
         GS_RETURN_IF_ERROR(writer->Abandon());

@@ -1,6 +1,7 @@
 // gapsync ingest: a verified bundle into the node's store.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,6 +15,10 @@ struct IngestOptions {
   bool allow_older = false;
   bool quiet = false;
   uint64_t sync_every_bytes = 1ull << 30;  // durability checkpoints while streaming
+  // When set and it becomes true, the ingest stops soon, keeping its progress, with kIncomplete.
+  const std::atomic<bool>* cancel = nullptr;
+  // When set, kept up to date with the bytes done so far (for status reports).
+  std::atomic<uint64_t>* bytes_done = nullptr;
 };
 
 struct IngestResult {

@@ -1,11 +1,15 @@
 // gapsync command line. Wires the modules together; no logic of its own beyond presentation.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "agent/agent_config.h"
 #include "agent/bundle.h"
+#include "agent/daemon.h"
+#include "agent/local_api.h"
 #include "agent/bundle_writer.h"
 #include "agent/export.h"
 #include "agent/ingest.h"
@@ -148,12 +152,27 @@ int main(int argc, char** argv) {
   IngestOptions iopt;
   bool ingest_json = false;
   ingest->add_option("dir", ingest_dir, "Bundle folder")->required();
-  ingest->add_option("--store", ingest_store, "Store folder (RocksDB)")->required();
-  ingest->add_option("--trust", ingest_trust, "Trusted vendor public key (repeatable)")->required();
+  std::string agent_socket = DefaultAgentSocket();
+  ingest->add_option("--store", ingest_store, "Store folder (RocksDB); without it the bundle goes to the local agent");
+  ingest->add_option("--trust", ingest_trust, "Trusted vendor public key (repeatable; with --store)");
+  ingest->add_option("--agent", agent_socket, "The local agent's socket (default $GAPSYNC_AGENT_SOCKET or /run/gapsync/agent.sock)");
   ingest->add_flag("--allow-older", iopt.allow_older, "Accept a version older than the newest the store holds");
   ingest->add_flag("--json", ingest_json, "Print the result as JSON");
   std::string sync_every = "1G";
   ingest->add_option("--sync-every", sync_every, "Make progress durable after this many bytes (default 1G)");
+
+  // ---- agent ----
+  auto* agentc = app.add_subcommand("agent", "The node's agent (daemon)");
+  agentc->require_subcommand(1);
+  auto* agent_run = agentc->add_subcommand("run", "Run the agent in the foreground until SIGTERM");
+  std::string agent_config;
+  agent_run->add_option("--config", agent_config, "Agent configuration (YAML; docs/agent-config.md)")->required();
+  auto* cluster = app.add_subcommand("cluster", "The cluster, as the local agent sees it");
+  cluster->require_subcommand(1);
+  auto* cluster_status = cluster->add_subcommand("status", "Per node: reachable, releases held, ingest in progress");
+  bool status_json = false;
+  cluster_status->add_flag("--json", status_json, "Print as JSON");
+  cluster_status->add_option("--agent", agent_socket, "The local agent's socket");
 
   // ---- store ----
   auto* storec = app.add_subcommand("store", "Inspect and maintain a node's store");
@@ -285,7 +304,72 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (agent_run->parsed()) {
+    auto cfg = LoadAgentConfig(agent_config);
+    if (!cfg.ok()) return Fail(cfg.error());
+    auto st = RunAgent(cfg.value());
+    if (!st.ok()) return Fail(st.error());
+    return 0;
+  }
+
+  if (cluster_status->parsed()) {
+    v1::ApiRequest req;
+    req.mutable_status();
+    auto resp = CallAgent(agent_socket, req);
+    if (!resp.ok()) return Fail(resp.error());
+    if (resp->exit_code() != 0) return Fail(MakeError(Errc::kIo, resp->error()));
+    json j = json::parse(resp->json(), nullptr, false);
+    if (status_json) {
+      PrintJson(j);
+      return 0;
+    }
+    for (const auto& n : j["nodes"]) {
+      std::printf("node %s: %s\n", n["node"].get<std::string>().c_str(), n["reachable"].get<bool>() ? "reachable" : "UNREACHABLE");
+      for (const auto& r : n["store"]["releases"]) {
+        std::printf("  %s@%s  complete  %s\n", r["app"].get<std::string>().c_str(), r["version"].get<std::string>().c_str(),
+                    HumanBytes(r["bytes"].get<uint64_t>()).c_str());
+      }
+      if (!n["ingest"].is_null()) {
+        std::printf("  ingesting %s from %s: %s of %s\n", n["ingest"]["release"].get<std::string>().c_str(),
+                    n["ingest"]["bundle"].get<std::string>().c_str(), HumanBytes(n["ingest"]["bytes_done"].get<uint64_t>()).c_str(),
+                    HumanBytes(n["ingest"]["bytes_total"].get<uint64_t>()).c_str());
+      }
+    }
+    return 0;
+  }
+
+  if (ingest->parsed() && ingest_store.empty()) {
+    v1::ApiRequest req;
+    std::error_code ec;
+    req.mutable_ingest()->set_bundle_dir(std::filesystem::absolute(ingest_dir, ec).lexically_normal().string());
+    req.mutable_ingest()->set_allow_older(iopt.allow_older);
+    auto resp = CallAgent(agent_socket, req);
+    if (!resp.ok()) return Fail(resp.error());
+    json j = json::parse(resp->json().empty() ? "{}" : resp->json(), nullptr, false);
+    if (ingest_json && !j.empty()) PrintJson(j);
+    if (resp->exit_code() != 0) {
+      std::string msg = resp->error();
+      std::fprintf(stderr, "gapsync: error: %s\n", msg.c_str());
+      return resp->exit_code();
+    }
+    if (!ingest_json) {
+      IngestResult r;
+      r.release = j.value("release", "");
+      r.already_present = j.value("already_present", false);
+      r.blobs_total = j.value("blobs", uint64_t{0});
+      r.blobs_new = j.value("blobs_new", uint64_t{0});
+      r.blobs_skipped = j.value("blobs_skipped", uint64_t{0});
+      r.bytes_new = j.value("bytes_new", uint64_t{0});
+      std::printf("%s (by the agent at %s)\n", IngestSummary(r).c_str(), agent_socket.c_str());
+    }
+    return 0;
+  }
+
   if (ingest->parsed()) {
+    if (ingest_trust.empty()) {
+      std::fprintf(stderr, "gapsync: error: --trust KEY.pub is required with --store\n");
+      return kExitUsage;
+    }
     auto every = ParseSize(sync_every);
     if (!every.ok()) {
       std::fprintf(stderr, "gapsync: error: --sync-every: %s\n", every.error().message.c_str());

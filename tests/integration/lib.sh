@@ -10,7 +10,7 @@ cleanup_hooks=()
 cleanup() {
   local rc=$?
   for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
   if [ $rc -eq 0 ]; then echo "PASS: $(basename "$0")"; else echo "FAIL: $(basename "$0") (exit $rc)"; fi
 }
 trap cleanup EXIT

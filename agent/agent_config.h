@@ -1,0 +1,40 @@
+// The agent's configuration file (YAML). Format: docs/agent-config.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proto/error.h"
+
+namespace gapsync::agent {
+
+struct Endpoint {
+  std::string host;  // IPv4 address
+  uint16_t port = 0;
+  std::string str() const { return host + ":" + std::to_string(port); }
+};
+
+struct AgentConfig {
+  std::string file;
+  std::string node;                 // this node's name (as in its certificate)
+  std::string data_dir;             // the store lives in data_dir/store
+  std::string api_socket = "/run/gapsync/agent.sock";
+  std::vector<std::string> trust;   // vendor public keys
+  std::string log_level = "info";   // trace, debug, info, warn, error
+  // Cluster links (control plane, BitTorrent data plane, mutual TLS): parsed and checked now,
+  // served by a later version.
+  Endpoint listen;
+  Endpoint bittorrent_listen;
+  std::vector<Endpoint> peers;
+  std::string tls_ca, tls_cert, tls_key;
+
+  std::string store_path() const { return data_dir + "/store"; }
+};
+
+// Parses and validates: unknown keys, missing required keys, bad names, addresses and missing
+// files are errors naming file:line.
+Result<AgentConfig> LoadAgentConfig(const std::string& path);
+Result<Endpoint> ParseEndpoint(const std::string& text);
+
+}  // namespace gapsync::agent
