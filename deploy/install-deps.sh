@@ -12,6 +12,7 @@ PACKAGES=(
   umoci skopeo busybox-static docker-registry
   openssl jq e2fsprogs util-linux coreutils
   time zstd
+  iproute2 ethtool iputils-ping socat
 )
 
 missing=()
