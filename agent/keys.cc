@@ -1,6 +1,7 @@
 #include "agent/keys.h"
 
 #include <fcntl.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "proto/files.h"
 #include "proto/sha256.h"
 
 namespace gapsync::agent {
@@ -26,36 +28,22 @@ std::string KeyIdOf(EVP_PKEY* k) {
   return Sha256::Of(raw, len).hex();
 }
 
-// Writes a PEM key to `path` without ever leaving a half-written key there: a temp file is
-// written and synced, then hard-linked into place (which fails if `path` exists).
+// PEM text of a key (private or public).
+Result<std::string> PemOf(EVP_PKEY* key, bool is_private) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  int ok = is_private ? PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr)
+                      : PEM_write_bio_PUBKEY(bio, key);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out = ok == 1 && len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
+  BIO_free(bio);
+  if (out.empty()) return MakeError(Errc::kInternal, "OpenSSL: cannot encode the key as PEM");
+  return out;
+}
+
 Status WritePem(const std::string& path, mode_t mode, EVP_PKEY* key, bool is_private) {
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());  // left by a run that was killed
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return MakeError(Errc::kIo, tmp + ": " + std::strerror(errno));
-  ::fchmod(fd, mode);
-  FILE* f = ::fdopen(fd, "w");
-  if (f == nullptr) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return MakeError(Errc::kIo, tmp + ": " + std::strerror(errno));
-  }
-  int ok = is_private ? PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr)
-                      : PEM_write_PUBKEY(f, key);
-  bool flushed = std::fflush(f) == 0 && ::fsync(fd) == 0;
-  std::fclose(f);
-  if (ok != 1 || !flushed) {
-    ::unlink(tmp.c_str());
-    return MakeError(Errc::kIo, tmp + ": cannot write key");
-  }
-  if (::link(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return MakeError(err == EEXIST ? Errc::kConflict : Errc::kIo,
-                     path + ": " + (err == EEXIST ? "already exists, not overwriting a key" : std::strerror(err)));
-  }
-  ::unlink(tmp.c_str());
-  return OkStatus();
+  GS_ASSIGN_OR_RETURN(auto pem, PemOf(key, is_private));
+  return WriteNewFile(path, mode, pem);
 }
 
 Result<EVP_PKEY*> ReadPem(const std::string& path, bool is_private) {

@@ -1,6 +1,7 @@
 #include "transport/cluster_ca.h"
 
 #include <fcntl.h>
+#include <openssl/bio.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -16,6 +17,8 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+
+#include "proto/files.h"
 
 namespace gapsync::transport {
 namespace {
@@ -37,34 +40,21 @@ Result<PkeyPtr> NewKey() {
   return PkeyPtr(k);
 }
 
-// Writes via temp file + fsync + link, so a crash never leaves a half-written file and an existing
-// file is never overwritten.
-Status WriteNew(const std::string& path, mode_t mode, const std::function<int(FILE*)>& write) {
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return MakeError(Errc::kIo, tmp + ": " + std::strerror(errno));
-  ::fchmod(fd, mode);
-  FILE* f = ::fdopen(fd, "w");
-  if (f == nullptr) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return MakeError(Errc::kIo, tmp + ": " + std::strerror(errno));
-  }
-  bool ok = write(f) == 1 && std::fflush(f) == 0 && ::fsync(fd) == 0;
-  std::fclose(f);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return MakeError(Errc::kIo, path + ": cannot write");
-  }
-  if (::link(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return MakeError(err == EEXIST ? Errc::kConflict : Errc::kIo,
-                     path + ": " + (err == EEXIST ? "already exists, not overwriting it" : std::strerror(err)));
-  }
-  ::unlink(tmp.c_str());
-  return OkStatus();
+// PEM text of whatever `write` puts into a memory BIO.
+Result<std::string> Pem(const std::function<int(BIO*)>& write) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  int ok = write(bio);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out = ok == 1 && len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
+  BIO_free(bio);
+  if (out.empty()) return MakeError(Errc::kInternal, OpenSslError("PEM encoding failed"));
+  return out;
+}
+
+Status WriteNew(const std::string& path, mode_t mode, const std::function<int(BIO*)>& write) {
+  GS_ASSIGN_OR_RETURN(auto pem, Pem(write));
+  return WriteNewFile(path, mode, pem);
 }
 
 Status AddExt(X509* cert, X509* issuer, int nid, const char* value) {
@@ -152,10 +142,10 @@ Result<CaFiles> InitCa(const std::string& dir, const std::string& name, int vali
   GS_RETURN_IF_ERROR(AddExt(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign"));
   GS_RETURN_IF_ERROR(AddExt(cert.get(), cert.get(), NID_subject_key_identifier, "hash"));
   if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) return MakeError(Errc::kInternal, OpenSslError("signing the CA"));
-  GS_RETURN_IF_ERROR(WriteNew(files.key, 0600, [&](FILE* f) {
-    return PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  GS_RETURN_IF_ERROR(WriteNew(files.key, 0600, [&](BIO* b) {
+    return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
   }));
-  GS_RETURN_IF_ERROR(WriteNew(files.cert, 0644, [&](FILE* f) { return PEM_write_X509(f, cert.get()); }));
+  GS_RETURN_IF_ERROR(WriteNew(files.cert, 0644, [&](BIO* b) { return PEM_write_bio_X509(b, cert.get()); }));
   return files;
 }
 
@@ -182,12 +172,12 @@ Result<NodeFiles> IssueNodeCertificate(const std::string& ca_dir, const std::str
   if (X509_sign(cert.get(), ca_key.get(), EVP_sha256()) == 0) {
     return MakeError(Errc::kInternal, OpenSslError("signing the node certificate"));
   }
-  GS_RETURN_IF_ERROR(WriteNew(files.key, 0600, [&](FILE* f) {
-    return PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  GS_RETURN_IF_ERROR(WriteNew(files.key, 0600, [&](BIO* b) {
+    return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
   }));
-  GS_RETURN_IF_ERROR(WriteNew(files.cert, 0644, [&](FILE* f) { return PEM_write_X509(f, cert.get()); }));
+  GS_RETURN_IF_ERROR(WriteNew(files.cert, 0644, [&](BIO* b) { return PEM_write_bio_X509(b, cert.get()); }));
   if (!std::filesystem::exists(files.ca_cert)) {
-    GS_RETURN_IF_ERROR(WriteNew(files.ca_cert, 0644, [&](FILE* f) { return PEM_write_X509(f, ca_cert.get()); }));
+    GS_RETURN_IF_ERROR(WriteNew(files.ca_cert, 0644, [&](BIO* b) { return PEM_write_bio_X509(b, ca_cert.get()); }));
   }
   return files;
 }
