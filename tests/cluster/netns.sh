@@ -138,6 +138,14 @@ _cluster_on_signal() {
   exit "$code"
 }
 
+# _cluster_nsexec NS CMD...: run CMD in namespace NS's network stack. nsenter, not
+# `ip netns exec` / `ip -n`: those remount / and /sys, which fails where / is not a mount point
+# (a chroot, some containers), and nothing here needs a private /sys.
+_cluster_nsexec() {
+  local ns=$1; shift
+  nsenter --net="/run/netns/$ns" -- "$@"
+}
+
 # cluster_up N [RATE]: create the run's bridge and N namespaces; RATE (tc syntax, e.g. 40mbit)
 # shapes both ends of every veth with tbf and turns TSO/GSO/GRO off on them.
 cluster_up() {
@@ -198,23 +206,23 @@ cluster_up() {
     _cluster_run ip link set dev "$hif" master "$CLUSTER_BRIDGE" || return 1
 
     # namespace side
-    _cluster_run ip netns exec "$ns" sh -c \
+    _cluster_run _cluster_nsexec "$ns" sh -c \
       "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null;
        echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null;
        echo 1 > /proc/sys/net/ipv6/conf/$nif/disable_ipv6 2>/dev/null; true" || return 1
-    _cluster_run ip -n "$ns" link set dev lo up || return 1
-    _cluster_run ip -n "$ns" addr add "$ip/15" dev "$nif" || return 1
+    _cluster_run _cluster_nsexec "$ns" ip link set dev lo up || return 1
+    _cluster_run _cluster_nsexec "$ns" ip addr add "$ip/15" dev "$nif" || return 1
 
     if [ -n "$rate" ]; then
       _cluster_run ethtool -K "$hif" tso off gso off gro off || return 1
-      _cluster_run ip netns exec "$ns" ethtool -K "$nif" tso off gso off gro off || return 1
+      _cluster_run _cluster_nsexec "$ns" ethtool -K "$nif" tso off gso off gro off || return 1
       _cluster_run tc qdisc add dev "$hif" root tbf rate "$rate" burst 64kb latency 50ms || return 1
-      _cluster_run tc -n "$ns" qdisc add dev "$nif" root tbf rate "$rate" burst 64kb latency 50ms \
+      _cluster_run _cluster_nsexec "$ns" tc qdisc add dev "$nif" root tbf rate "$rate" burst 64kb latency 50ms \
         || return 1
     fi
 
     _cluster_run ip link set dev "$hif" up || return 1
-    _cluster_run ip -n "$ns" link set dev "$nif" up || return 1
+    _cluster_run _cluster_nsexec "$ns" ip link set dev "$nif" up || return 1
   done
   _cluster_log "up: $n nodes, suffix $CLUSTER_SUFFIX, bridge $CLUSTER_BRIDGE${rate:+, $rate per link}"
 }
@@ -308,7 +316,7 @@ _cluster_check_node() {
 on() {
   _cluster_check_node "${1:-}" || return $?
   local node=$1; shift
-  ip netns exec "${CLUSTER_NS[node]}" "$@"
+  _cluster_nsexec "${CLUSTER_NS[node]}" "$@"
 }
 
 # link_down NODE / link_up NODE: unplug / replug node NODE's cable at the bridge. The node keeps

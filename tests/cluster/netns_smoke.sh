@@ -77,7 +77,7 @@ shaped() {
   local i
   for i in 1 2 3 4; do
     has "tbf .*rate ${RATE_MBIT}Mbit" "$(tc qdisc show dev "${CLUSTER_HOSTIF[i]}")" || return 1
-    has "tbf .*rate ${RATE_MBIT}Mbit" "$(tc -n "${CLUSTER_NS[i]}" qdisc show dev "${CLUSTER_IF[i]}")" \
+    has "tbf .*rate ${RATE_MBIT}Mbit" "$(_cluster_nsexec "${CLUSTER_NS[i]}" tc qdisc show dev "${CLUSTER_IF[i]}")" \
       || return 1
     local k_host k_ns f
     k_host=$(ethtool -k "${CLUSTER_HOSTIF[i]}") k_ns=$(on "$i" ethtool -k "${CLUSTER_IF[i]}")
@@ -91,7 +91,7 @@ check "tbf ${RATE_MBIT}mbit on both ends of every veth, TSO/GSO/GRO off" shaped
 
 # --- bulk TCP transfer 1 -> 2 runs at the link rate
 tbf_sent() { # tbf_sent NETNS|"" DEV: bytes the qdisc has sent
-  if [ -n "$1" ]; then tc -n "$1" -s qdisc show dev "$2"; else tc -s qdisc show dev "$2"; fi \
+  if [ -n "$1" ]; then _cluster_nsexec "$1" tc -s qdisc show dev "$2"; else tc -s qdisc show dev "$2"; fi \
     | awk '/^ *Sent /{print $2; exit}'
 }
 listening() { [ -n "$(on "$1" ss -Htln "sport = :$2")" ]; }
