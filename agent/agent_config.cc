@@ -128,6 +128,9 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
       GS_ASSIGN_OR_RETURN(c.tls_cert, ExistingFile(ctx, tls["cert"], "tls cert", base));
       GS_ASSIGN_OR_RETURN(c.tls_key, ExistingFile(ctx, tls["key"], "tls key", base));
     }
+    if (c.listen.port != 0 && c.tls_cert.empty()) {
+      return ctx.Err(root["listen"], "\"listen\" needs \"tls\" (ca, cert, key): agents only talk over mutual TLS");
+    }
   } catch (const YAML::Exception& e) {
     return MakeError(Errc::kInvalidArgument, path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }

@@ -20,6 +20,7 @@
 #include "agent/local_api.h"
 #include "agent/reports.h"
 #include "store/blob_store.h"
+#include "transport/control_server.h"
 
 namespace asio = boost::asio;
 using local_stream = asio::local::stream_protocol;
@@ -54,9 +55,17 @@ class Agent {
       Stop();
     });
     Accept();
+    if (config_.listen.port != 0) {
+      transport::ControlServerOptions co;
+      co.node = config_.node;
+      co.listen_host = config_.listen.host;
+      co.listen_port = config_.listen.port;
+      co.tls = {config_.tls_ca, config_.tls_cert, config_.tls_key};
+      GS_ASSIGN_OR_RETURN(control_, transport::ControlServer::Start(io_, co, log_));
+    }
     log_->info("node {} ready: store {}, local API {}", config_.node, config_.store_path(), config_.api_socket);
-    if (config_.listen.port != 0 || !config_.peers.empty()) {
-      log_->warn("cluster links (listen, peers, tls) are configured but not served by this version");
+    if (!config_.peers.empty() || config_.bittorrent_listen.port != 0) {
+      log_->warn("peers and bittorrent_listen are configured but not used by this version");
     }
     io_.run();
     for (auto& t : workers_) t.join();
@@ -137,7 +146,10 @@ class Agent {
     v1::ApiResponse r;
     auto listing = StoreListing(*store_);
     if (!listing.ok()) return ErrorResponse(listing.error());
-    json node = {{"node", config_.node}, {"reachable", true}, {"store", listing.value()}};
+    json node = {{"node", config_.node}, {"reachable", true}, {"store", listing.value()}, {"members", json::array()}};
+    if (control_) {
+      for (const auto& m : control_->members()) node["members"].push_back({{"node", m.node()}, {"address", m.address()}});
+    }
     {
       std::lock_guard lock(status_mu_);
       node["ingest"] = ingest_release_.empty()
@@ -217,6 +229,7 @@ class Agent {
     stopping_ = true;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    if (control_) control_->Stop();
     // Connections waiting for a running ingest keep their socket until it answers; idle ones go.
     for (auto it = conns_.begin(); it != conns_.end();) {
       if ((*it)->body.empty()) {
@@ -236,6 +249,7 @@ class Agent {
   asio::signal_set signals_;
   local_stream::acceptor acceptor_;
   std::set<std::shared_ptr<Conn>> conns_;
+  std::unique_ptr<transport::ControlServer> control_;
   std::vector<std::thread> workers_;
   std::mutex ingest_mu_;
   std::atomic<bool> stopping_{false};

@@ -1,0 +1,194 @@
+#include "transport/control_server.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ssl.hpp>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "transport/cluster_ca.h"
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+
+namespace gapsync::transport {
+namespace {
+
+constexpr uint32_t kMaxFrame = 1 << 20;
+
+std::string Frame(const google::protobuf::MessageLite& m) {
+  std::string body = m.SerializeAsString();
+  std::string out(4, '\0');
+  const auto n = static_cast<uint32_t>(body.size());
+  for (int i = 0; i < 4; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (24 - 8 * i)) & 0xff);
+  return out + body;
+}
+
+std::string PeerName(SSL* ssl) {
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) return "";
+  char buf[256] = {0};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof buf);
+  X509_free(cert);
+  return buf;
+}
+
+class ControlServerImpl final : public ControlServer {
+ public:
+  ControlServerImpl(asio::io_context& io, ControlServerOptions o, std::shared_ptr<spdlog::logger> log)
+      : io_(io), o_(std::move(o)), log_(std::move(log)), ctx_(ssl::context::tls_server), acceptor_(io) {}
+
+  Status Init() {
+    auto cn = VerifyNodeCertificate(o_.tls.ca, o_.tls.cert);
+    if (!cn.ok()) return cn.error();
+    if (cn.value() != o_.node) {
+      return MakeError(Errc::kInvalidArgument, o_.tls.cert + ": certificate is for node \"" + cn.value() +
+                                                   "\", but this node is \"" + o_.node + "\"");
+    }
+    boost::system::error_code ec;
+    SSL_CTX_set_min_proto_version(ctx_.native_handle(), TLS1_3_VERSION);
+    ctx_.load_verify_file(o_.tls.ca, ec);
+    if (!ec) ctx_.use_certificate_chain_file(o_.tls.cert, ec);
+    if (!ec) ctx_.use_private_key_file(o_.tls.key, ssl::context::pem, ec);
+    if (ec) return MakeError(Errc::kInvalidArgument, "control plane TLS (" + o_.tls.cert + ", " + o_.tls.key + "): " + ec.message());
+    ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+
+    tcp::endpoint ep(asio::ip::make_address_v4(o_.listen_host, ec), o_.listen_port);
+    if (!ec) acceptor_.open(tcp::v4(), ec);
+    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return MakeError(Errc::kIo, "control plane: cannot listen on " + o_.listen_host + ":" +
+                                      std::to_string(o_.listen_port) + ": " + ec.message());
+    }
+    port_ = acceptor_.local_endpoint().port();
+    self_.set_node(o_.node);
+    self_.set_address(o_.listen_host + ":" + std::to_string(port_));
+    Accept();
+    log_->info("control plane: listening on {} (mutual TLS, cluster CA {})", self_.address(), o_.tls.ca);
+    return OkStatus();
+  }
+
+  uint16_t port() const override { return port_; }
+
+  std::vector<v1::Member> members() const override {
+    std::lock_guard lock(mu_);
+    std::vector<v1::Member> out{self_};
+    for (const auto& [name, m] : members_) out.push_back(m);
+    return out;
+  }
+
+  void Stop() override {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    for (auto& c : conns_) c->stream.lowest_layer().close(ignored);
+    conns_.clear();
+  }
+
+ private:
+  struct Conn {
+    Conn(tcp::socket s, ssl::context& ctx, asio::io_context& io) : stream(std::move(s), ctx), timer(io) {}
+    ssl::stream<tcp::socket> stream;
+    asio::steady_timer timer;
+    std::string peer;  // address, for logs
+    std::string node;  // from its certificate
+    unsigned char header[4] = {0, 0, 0, 0};
+    std::string body, out;
+  };
+
+  void Accept() {
+    acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
+      if (ec) return;  // closed: stopping
+      boost::system::error_code pe;
+      auto remote = socket.remote_endpoint(pe);
+      auto conn = std::make_shared<Conn>(std::move(socket), ctx_, io_);
+      conn->peer = pe ? "?" : remote.address().to_string() + ":" + std::to_string(remote.port());
+      conns_.insert(conn);
+      Handshake(conn);
+      Accept();
+    });
+  }
+
+  void Handshake(const std::shared_ptr<Conn>& c) {
+    c->timer.expires_after(std::chrono::milliseconds(o_.handshake_timeout_ms));
+    c->timer.async_wait([this, c](const boost::system::error_code& ec) {
+      if (!ec) Drop(c, "no handshake within " + std::to_string(o_.handshake_timeout_ms) + " ms");
+    });
+    c->stream.async_handshake(ssl::stream_base::server, [this, c](const boost::system::error_code& ec) {
+      if (ec) return Drop(c, ec.message());
+      c->node = PeerName(c->stream.native_handle());
+      log_->info("control plane: {} is node {}", c->peer, c->node);
+      v1::ControlMessage hello;
+      *hello.mutable_hello()->mutable_self() = self_;
+      for (const auto& m : members()) *hello.mutable_hello()->add_members() = m;
+      c->out = Frame(hello);
+      asio::async_write(c->stream, asio::buffer(c->out), [this, c](const boost::system::error_code& wec, size_t) {
+        if (wec) return Drop(c, wec.message());
+        ReadHello(c);
+      });
+    });
+  }
+
+  void ReadHello(const std::shared_ptr<Conn>& c) {
+    asio::async_read(c->stream, asio::buffer(c->header), [this, c](const boost::system::error_code& ec, size_t) {
+      if (ec) return Drop(c, ec.message());
+      const uint32_t n = uint32_t{c->header[0]} << 24 | uint32_t{c->header[1]} << 16 | uint32_t{c->header[2]} << 8 | c->header[3];
+      if (n > kMaxFrame) return Drop(c, "frame of " + std::to_string(n) + " bytes");
+      c->body.assign(n, '\0');
+      asio::async_read(c->stream, asio::buffer(c->body), [this, c](const boost::system::error_code& ec2, size_t) {
+        if (ec2) return Drop(c, ec2.message());
+        v1::ControlMessage msg;
+        if (!msg.ParseFromString(c->body) || !msg.has_hello()) return Drop(c, "malformed hello");
+        const auto& self = msg.hello().self();
+        if (self.node() != c->node) return Drop(c, "hello names node \"" + self.node() + "\", its certificate \"" + c->node + "\"");
+        {
+          std::lock_guard lock(mu_);
+          members_[self.node()] = self;
+        }
+        log_->info("control plane: hello from node {} ({})", self.node(), self.address());
+        c->timer.cancel();
+        Close(c);
+      });
+    });
+  }
+
+  void Drop(const std::shared_ptr<Conn>& c, const std::string& why) {
+    if (!conns_.count(c)) return;
+    log_->warn("control plane: dropped {}{}: {}", c->peer, c->node.empty() ? "" : " (node " + c->node + ")", why);
+    Close(c);
+  }
+
+  void Close(const std::shared_ptr<Conn>& c) {
+    boost::system::error_code ignored;
+    c->timer.cancel();
+    c->stream.lowest_layer().close(ignored);
+    conns_.erase(c);
+  }
+
+  asio::io_context& io_;
+  ControlServerOptions o_;
+  std::shared_ptr<spdlog::logger> log_;
+  ssl::context ctx_;
+  tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  v1::Member self_;
+  std::set<std::shared_ptr<Conn>> conns_;  // io thread only
+  mutable std::mutex mu_;
+  std::map<std::string, v1::Member> members_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ControlServer>> ControlServer::Start(asio::io_context& io, const ControlServerOptions& options,
+                                                            std::shared_ptr<spdlog::logger> log) {
+  auto server = std::make_unique<ControlServerImpl>(io, options, std::move(log));
+  GS_RETURN_IF_ERROR(server->Init());
+  return std::unique_ptr<ControlServer>(std::move(server));
+}
+
+}  // namespace gapsync::transport
