@@ -7,6 +7,10 @@
 
 #include <utility>  // before asio: Boost 1.74 + g++ 12 need std::exchange declared
 #include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <optional>
 #include <boost/asio.hpp>
 #include <filesystem>
 #include <memory>
@@ -49,11 +53,7 @@ class Agent {
 
   Status Run() {
     GS_RETURN_IF_ERROR(Listen());
-    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      log_->info("signal {}: stopping", sig);
-      Stop();
-    });
+    WaitForSignal();
     Accept();
     if (config_.listen.port != 0) {
       transport::ControlServerOptions co;
@@ -68,20 +68,38 @@ class Agent {
       log_->warn("peers and bittorrent_listen are configured but not used by this version");
     }
     io_.run();
-    for (auto& t : workers_) t.join();
-    ::unlink(config_.api_socket.c_str());
+    if (worker_.joinable()) worker_.join();
+    struct stat now {};  // remove the socket only if it is still ours
+    if (::lstat(config_.api_socket.c_str(), &now) == 0 && std::make_pair(now.st_dev, now.st_ino) == socket_inode_) {
+      ::unlink(config_.api_socket.c_str());
+    }
     log_->info("stopped");
     return OkStatus();
   }
 
  private:
   struct Conn {
-    explicit Conn(asio::io_context& io) : socket(io) {}
+    explicit Conn(asio::io_context& io) : socket(io), deadline(io) {}
     local_stream::socket socket;
+    asio::steady_timer deadline;     // a client must send its request within kRequestTimeout
+    bool waiting_for_ingest = false;  // request read, answer pending: kept open when stopping
     unsigned char header[4] = {0, 0, 0, 0};
     std::string body;
     std::string reply;
   };
+
+  static constexpr auto kRequestTimeout = std::chrono::seconds(30);
+
+  void WaitForSignal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      log_->info("signal {}: stopping (a second one ends the process at once)", sig);
+      Stop();
+      // Back to the default action: a second SIGTERM/SIGINT terminates the process.
+      boost::system::error_code ignored;
+      signals_.clear(ignored);
+    });
+  }
 
   Status Listen() {
     const auto& path = config_.api_socket;
@@ -89,7 +107,11 @@ class Agent {
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), fec);
     if (fec) return MakeError(Errc::kIo, path + ": cannot create its folder: " + fec.message());
     // A socket file left by a crashed agent is removed; a live agent is not displaced.
-    if (std::filesystem::exists(path, fec)) {
+    struct stat existing {};
+    if (::lstat(path.c_str(), &existing) == 0) {
+      if (!S_ISSOCK(existing.st_mode)) {
+        return MakeError(Errc::kConflict, path + ": exists and is not a socket; not removing it (check api_socket)");
+      }
       local_stream::socket probe(io_);
       boost::system::error_code ec;
       probe.connect(local_stream::endpoint(path), ec);
@@ -100,6 +122,8 @@ class Agent {
     acceptor_.open(local_stream(), ec);
     if (!ec) acceptor_.bind(local_stream::endpoint(path), ec);
     if (!ec) ::chmod(path.c_str(), 0600);  // root's CLI only
+    struct stat mine {};
+    if (!ec && ::lstat(path.c_str(), &mine) == 0) socket_inode_ = {mine.st_dev, mine.st_ino};
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return MakeError(Errc::kIo, path + ": cannot listen: " + ec.message());
     return OkStatus();
@@ -108,8 +132,15 @@ class Agent {
   void Accept() {
     auto conn = std::make_shared<Conn>(io_);
     acceptor_.async_accept(conn->socket, [this, conn](const boost::system::error_code& ec) {
-      if (ec) return;  // acceptor closed: stopping
+      if (ec || stopping_) return;  // acceptor closed: stopping
       conns_.insert(conn);
+      conn->deadline.expires_after(kRequestTimeout);
+      conn->deadline.async_wait([this, conn](const boost::system::error_code& tec) {
+        if (!tec && !conn->waiting_for_ingest && conns_.count(conn)) {
+          log_->warn("local API: no complete request within 30 s; dropped");
+          Drop(conn);
+        }
+      });
       ReadRequest(conn);
       Accept();
     });
@@ -161,20 +192,45 @@ class Agent {
     return r;
   }
 
+  // Ingests run one at a time (the store has one writer) on a single worker thread, fed from a
+  // queue; each answer is posted back to the io_context thread.
   void StartIngest(const std::shared_ptr<Conn>& conn, const v1::IngestRequest& req) {
-    if (stopping_) return Reply(conn, ErrorResponse(MakeError(Errc::kIo, "the agent is stopping")));
-    auto guard = asio::make_work_guard(io_);
-    workers_.emplace_back([this, conn, req, guard = std::move(guard)]() mutable {
-      v1::ApiResponse response = RunIngest(req);
-      asio::post(io_, [this, conn, response = std::move(response)] { Reply(conn, response); });
-      guard.reset();
-    });
+    conn->waiting_for_ingest = true;
+    if (stopping_) return Reply(conn, NotStarted(req));
+    {
+      std::lock_guard lock(queue_mu_);
+      queue_.emplace_back(conn, req);
+    }
+    queue_cv_.notify_one();
+    if (!worker_.joinable()) {
+      worker_guard_.emplace(asio::make_work_guard(io_));
+      worker_ = std::thread([this] { WorkerLoop(); });
+    }
   }
 
-  // On a worker thread. One ingest at a time: the store has one writer.
+  static v1::ApiResponse NotStarted(const v1::IngestRequest& req) {
+    return ErrorResponse(MakeError(Errc::kIncomplete, "ingest of " + req.bundle_dir() +
+                                                          " not started: the agent is stopping; run it again"));
+  }
+
+  void WorkerLoop() {
+    for (;;) {
+      std::pair<std::shared_ptr<Conn>, v1::IngestRequest> job;
+      {
+        std::unique_lock lock(queue_mu_);
+        queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) break;  // stopping, nothing left
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      v1::ApiResponse response = stopping_ ? NotStarted(job.second) : RunIngest(job.second);
+      asio::post(io_, [this, conn = job.first, response = std::move(response)] { Reply(conn, response); });
+    }
+    asio::post(io_, [this] { worker_guard_.reset(); });
+  }
+
+  // On the worker thread.
   v1::ApiResponse RunIngest(const v1::IngestRequest& req) {
-    std::lock_guard one_at_a_time(ingest_mu_);
-    if (stopping_) return ErrorResponse(MakeError(Errc::kIo, "the agent is stopping"));
     log_->info("ingest {}: start", req.bundle_dir());
     auto bundle = LoadBundle(req.bundle_dir(), trusted_);
     if (!bundle.ok()) {
@@ -221,18 +277,21 @@ class Agent {
 
   void Drop(const std::shared_ptr<Conn>& conn) {
     boost::system::error_code ignored;
+    conn->deadline.cancel();
     conn->socket.close(ignored);
     conns_.erase(conn);
   }
 
   void Stop() {
     stopping_ = true;
+    queue_cv_.notify_all();
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     if (control_) control_->Stop();
-    // Connections waiting for a running ingest keep their socket until it answers; idle ones go.
+    // Connections waiting for an ingest keep their socket until it answers; all others go.
     for (auto it = conns_.begin(); it != conns_.end();) {
-      if ((*it)->body.empty()) {
+      if (!(*it)->waiting_for_ingest) {
+        (*it)->deadline.cancel();
         (*it)->socket.close(ignored);
         it = conns_.erase(it);
       } else {
@@ -250,8 +309,12 @@ class Agent {
   local_stream::acceptor acceptor_;
   std::set<std::shared_ptr<Conn>> conns_;
   std::unique_ptr<transport::ControlServer> control_;
-  std::vector<std::thread> workers_;
-  std::mutex ingest_mu_;
+  std::thread worker_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> worker_guard_;
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<std::pair<std::shared_ptr<Conn>, v1::IngestRequest>> queue_;
+  std::pair<dev_t, ino_t> socket_inode_{0, 0};
   std::atomic<bool> stopping_{false};
   std::mutex status_mu_;
   std::string ingest_bundle_, ingest_release_;

@@ -1,6 +1,8 @@
 #include "agent/ingest.h"
 
+#include <chrono>
 #include <csignal>
+#include <thread>
 #include <cstdlib>
 #include <ctime>
 
@@ -69,6 +71,16 @@ class CrashPoint {
   }
   void BeforeCommit() const {
     if (armed_ && at_ == 0) std::raise(SIGKILL);
+  }
+  // GAPSYNC_TEST_PAUSE_AFTER_BYTES=N: once N new bytes are in, wait until the ingest is cancelled
+  // (so a test can stop an agent in the middle of an ingest, every time).
+  static void PauseUntilCancelled(uint64_t total, const std::atomic<bool>* cancel) {
+    static const uint64_t pause_at = [] {
+      const char* e = std::getenv("GAPSYNC_TEST_PAUSE_AFTER_BYTES");
+      return e == nullptr ? uint64_t{0} : std::strtoull(e, nullptr, 10);
+    }();
+    if (pause_at == 0 || total < pause_at || cancel == nullptr) return;
+    while (!cancel->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 
  private:
@@ -151,6 +163,7 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
           result.bytes_new += n;
           crash.Bytes(result.bytes_new);
         if (o.bytes_done != nullptr) o.bytes_done->fetch_add(n, std::memory_order_relaxed);
+        CrashPoint::PauseUntilCancelled(result.bytes_new, o.cancel);
         if (o.cancel != nullptr && o.cancel->load(std::memory_order_relaxed)) {
           return MakeError(Errc::kIncomplete, "ingest of " + result.release + " stopped before it finished; run it again to go on");
         }
@@ -168,6 +181,7 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
         if (failed.error().code == Errc::kIncomplete) {  // cancelled: keep what is done
           GS_RETURN_IF_ERROR(writer->Suspend());
           GS_RETURN_IF_ERROR(store.Sync());
+          GS_RETURN_IF_ERROR(store.KeepPending(ReleaseRecordOf(bundle)));  // gc keeps it too
           return failed.error();
         }
         if (failed.error().code == Errc::kNoSpace || failed.error().code == Errc::kIo) return failed.error();

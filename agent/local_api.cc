@@ -73,8 +73,13 @@ Result<v1::ApiResponse> CallAgent(const std::string& socket_path, const v1::ApiR
   bool ok = WriteAll(fd, EncodeFrame(request)) && ReadAll(fd, header, 4);
   if (ok) {
     uint32_t n = DecodeLength(header);
+    if (n > kMaxApiMessage) {
+      ::close(fd);
+      return MakeError(Errc::kIo, socket_path + ": answer of " + std::to_string(n) + " bytes is over the " +
+                                      std::to_string(kMaxApiMessage) + " limit (is that a gapsync agent?)");
+    }
     std::string body(n, '\0');
-    ok = n <= kMaxApiMessage && ReadAll(fd, body.data(), n) && response.ParseFromString(body);
+    ok = ReadAll(fd, body.data(), n) && response.ParseFromString(body);
   }
   ::close(fd);
   if (!ok) return MakeError(Errc::kIo, "the agent at " + socket_path + " closed the connection without an answer");

@@ -339,6 +339,10 @@ int main(int argc, char** argv) {
   }
 
   if (ingest->parsed() && ingest_store.empty()) {
+    if (!ingest_trust.empty() || ingest->count("--sync-every") > 0) {
+      std::fprintf(stderr, "gapsync: error: --trust and --sync-every go with --store; the agent uses its own trusted keys (its config's trust list)\n");
+      return kExitUsage;
+    }
     v1::ApiRequest req;
     std::error_code ec;
     req.mutable_ingest()->set_bundle_dir(std::filesystem::absolute(ingest_dir, ec).lexically_normal().string());
@@ -348,8 +352,10 @@ int main(int argc, char** argv) {
     json j = json::parse(resp->json().empty() ? "{}" : resp->json(), nullptr, false);
     if (ingest_json && !j.empty()) PrintJson(j);
     if (resp->exit_code() != 0) {
-      std::string msg = resp->error();
-      std::fprintf(stderr, "gapsync: error: %s\n", msg.c_str());
+      if (j.contains("problems") && j["problems"].is_array()) {
+        for (size_t i = 1; i < j["problems"].size(); ++i) std::fprintf(stderr, "gapsync: error: %s\n", j["problems"][i].get<std::string>().c_str());
+      }
+      Fail(MakeError(Errc::kIo, resp->error()));
       return resp->exit_code();
     }
     if (!ingest_json) {

@@ -1,5 +1,7 @@
 #include "agent/reports.h"
 
+#include <algorithm>
+
 #include "agent/util.h"
 #include "proto/bundle.pb.h"
 
@@ -8,10 +10,13 @@ using nlohmann::json;
 namespace gapsync::agent {
 
 json IngestReport(const IngestResult& r, const Status& status) {
+  constexpr size_t kMaxProblems = 100;  // the rest are counted, so an answer stays small
+  std::vector<std::string> problems(r.problems.begin(), r.problems.begin() + static_cast<ptrdiff_t>(std::min(r.problems.size(), kMaxProblems)));
+  if (r.problems.size() > kMaxProblems) problems.push_back("... and " + std::to_string(r.problems.size() - kMaxProblems) + " more");
   return {{"release", r.release},          {"complete", r.complete},       {"already_present", r.already_present},
           {"blobs", r.blobs_total},        {"blobs_new", r.blobs_new},     {"blobs_skipped", r.blobs_skipped},
           {"bytes_new", r.bytes_new},      {"missing_volumes", r.missing_volumes},
-          {"problems", r.problems},        {"error", status.ok() ? "" : status.error().message}};
+          {"problems", problems},        {"error", status.ok() ? "" : status.error().message}};
 }
 
 std::string IngestSummary(const IngestResult& r) {

@@ -1,4 +1,7 @@
 # Multi-node test harness: N network namespaces on one Linux bridge, one agent host per namespace.
+# Each node shares the machine's filesystem (only the network is separate): give every agent its
+# own data_dir and api_socket. A caller that installs its own EXIT trap after cluster_up must call
+# cluster_down from it (the trap set here is replaced otherwise).
 # Source it (bash, as root); it sets no shell options of its own, so it works with or without
 # `set -euo pipefail` in the caller.
 #
