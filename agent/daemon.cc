@@ -61,11 +61,15 @@ class Agent {
       co.listen_host = config_.listen.host;
       co.listen_port = config_.listen.port;
       co.tls = {config_.tls_ca, config_.tls_cert, config_.tls_key};
+      for (const auto& p : config_.peers) co.peers.push_back(p.str());
       GS_ASSIGN_OR_RETURN(control_, transport::ControlServer::Start(io_, co, log_));
     }
     log_->info("node {} ready: store {}, local API {}", config_.node, config_.store_path(), config_.api_socket);
-    if (!config_.peers.empty() || config_.bittorrent_listen.port != 0) {
-      log_->warn("peers and bittorrent_listen are configured but not used by this version");
+    if (config_.bittorrent_listen.port != 0) {
+      log_->warn("bittorrent_listen is configured but not used by this version");
+    }
+    if (!config_.peers.empty() && config_.listen.port == 0) {
+      log_->warn("peers are configured but without listen/tls this agent cannot reach them");
     }
     io_.run();
     if (worker_.joinable()) worker_.join();
@@ -179,7 +183,10 @@ class Agent {
     if (!listing.ok()) return ErrorResponse(listing.error());
     json node = {{"node", config_.node}, {"reachable", true}, {"store", listing.value()}, {"members", json::array()}};
     if (control_) {
-      for (const auto& m : control_->members()) node["members"].push_back({{"node", m.node()}, {"address", m.address()}});
+      for (const auto& m : control_->members()) {
+        node["members"].push_back({{"node", m.member.node()}, {"address", m.member.address()}, {"self", m.self},
+                                   {"reachable", m.reachable}, {"last_seen_unix", m.last_seen_unix}});
+      }
     }
     {
       std::lock_guard lock(status_mu_);

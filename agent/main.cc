@@ -329,6 +329,11 @@ int main(int argc, char** argv) {
         std::printf("  %s@%s  complete  %s\n", r["app"].get<std::string>().c_str(), r["version"].get<std::string>().c_str(),
                     HumanBytes(r["bytes"].get<uint64_t>()).c_str());
       }
+      for (const auto& m : n["members"]) {
+        if (m["self"].get<bool>()) continue;
+        std::printf("  member %s at %s: %s\n", m["node"].get<std::string>().c_str(), m["address"].get<std::string>().c_str(),
+                    m["reachable"].get<bool>() ? "reachable" : "UNREACHABLE");
+      }
       if (!n["ingest"].is_null()) {
         std::printf("  ingesting %s from %s: %s of %s\n", n["ingest"]["release"].get<std::string>().c_str(),
                     n["ingest"]["bundle"].get<std::string>().c_str(), HumanBytes(n["ingest"]["bytes_done"].get<uint64_t>()).c_str(),

@@ -40,7 +40,13 @@ std::string PeerName(SSL* ssl) {
 class ControlServerImpl final : public ControlServer {
  public:
   ControlServerImpl(asio::io_context& io, ControlServerOptions o, std::shared_ptr<spdlog::logger> log)
-      : io_(io), o_(std::move(o)), log_(std::move(log)), ctx_(ssl::context::tls_server), acceptor_(io) {}
+      : io_(io),
+        o_(std::move(o)),
+        log_(std::move(log)),
+        ctx_(ssl::context::tls_server),
+        client_ctx_(ssl::context::tls_client),
+        acceptor_(io),
+        dial_timer_(io) {}
 
   Status Init() {
     auto cn = VerifyNodeCertificate(o_.tls.ca, o_.tls.cert);
@@ -56,6 +62,12 @@ class ControlServerImpl final : public ControlServer {
     if (!ec) ctx_.use_private_key_file(o_.tls.key, ssl::context::pem, ec);
     if (ec) return MakeError(Errc::kInvalidArgument, "control plane TLS (" + o_.tls.cert + ", " + o_.tls.key + "): " + ec.message());
     ctx_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    SSL_CTX_set_min_proto_version(client_ctx_.native_handle(), TLS1_3_VERSION);
+    client_ctx_.load_verify_file(o_.tls.ca, ec);
+    if (!ec) client_ctx_.use_certificate_chain_file(o_.tls.cert, ec);
+    if (!ec) client_ctx_.use_private_key_file(o_.tls.key, ssl::context::pem, ec);
+    if (ec) return MakeError(Errc::kInvalidArgument, "control plane TLS client: " + ec.message());
+    client_ctx_.set_verify_mode(ssl::verify_peer);
 
     tcp::endpoint ep(asio::ip::make_address_v4(o_.listen_host, ec), o_.listen_port);
     if (!ec) acceptor_.open(tcp::v4(), ec);
@@ -71,23 +83,40 @@ class ControlServerImpl final : public ControlServer {
     self_.set_address(o_.listen_host + ":" + std::to_string(port_));
     Accept();
     log_->info("control plane: listening on {} (mutual TLS, cluster CA {})", self_.address(), o_.tls.ca);
+    DialRound();
     return OkStatus();
   }
 
   uint16_t port() const override { return port_; }
 
-  std::vector<v1::Member> members() const override {
+  std::vector<MemberState> members() const override {
     std::lock_guard lock(mu_);
-    std::vector<v1::Member> out{self_};
-    for (const auto& [name, m] : members_) out.push_back(m);
+    const int64_t now = Now();
+    const int64_t window = 3 * o_.dial_interval_ms / 1000 + 1;
+    std::vector<MemberState> out{{self_, true, true, now}};
+    for (const auto& [name, m] : members_) {
+      MemberState st = m;
+      st.reachable = m.last_seen_unix > 0 && now - m.last_seen_unix <= window;
+      out.push_back(st);
+    }
     return out;
   }
 
   void Stop() override {
+    stopping_ = true;
     boost::system::error_code ignored;
+    dial_timer_.cancel();
     acceptor_.close(ignored);
-    for (auto& c : conns_) c->stream.lowest_layer().close(ignored);
+    for (auto& c : conns_) {
+      c->timer.cancel();
+      c->stream.lowest_layer().close(ignored);
+    }
     conns_.clear();
+    for (auto& d : outs_) {
+      d->timer.cancel();
+      d->stream.lowest_layer().close(ignored);
+    }
+    outs_.clear();
   }
 
  private:
@@ -125,7 +154,7 @@ class ControlServerImpl final : public ControlServer {
       log_->info("control plane: {} is node {}", c->peer, c->node);
       v1::ControlMessage hello;
       *hello.mutable_hello()->mutable_self() = self_;
-      for (const auto& m : members()) *hello.mutable_hello()->add_members() = m;
+      for (const auto& m : members()) *hello.mutable_hello()->add_members() = m.member;
       c->out = Frame(hello);
       asio::async_write(c->stream, asio::buffer(c->out), [this, c](const boost::system::error_code& wec, size_t) {
         if (wec) return Drop(c, wec.message());
@@ -146,15 +175,114 @@ class ControlServerImpl final : public ControlServer {
         if (!msg.ParseFromString(c->body) || !msg.has_hello()) return Drop(c, "malformed hello");
         const auto& self = msg.hello().self();
         if (self.node() != c->node) return Drop(c, "hello names node \"" + self.node() + "\", its certificate \"" + c->node + "\"");
-        {
-          std::lock_guard lock(mu_);
-          members_[self.node()] = self;
-        }
+        Learn(msg.hello(), self.node());
         log_->info("control plane: hello from node {} ({})", self.node(), self.address());
         c->timer.cancel();
         Close(c);
       });
     });
+  }
+
+  static int64_t Now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+
+  // Merges a Hello: its sender is seen now; the members it lists become known (and dialled).
+  void Learn(const v1::Hello& hello, const std::string& verified_sender) {
+    std::lock_guard lock(mu_);
+    for (const auto& m : hello.members()) {
+      if (m.node() == o_.node || m.node().empty() || !IsValidNodeName(m.node())) continue;
+      auto& st = members_[m.node()];
+      if (st.member.address().empty() || m.node() == verified_sender) st.member = m;
+    }
+    auto& sender = members_[verified_sender];
+    sender.member = hello.self();
+    sender.last_seen_unix = Now();
+  }
+
+  // Every dial interval: dial each configured peer and each known member (not ourselves).
+  void DialRound() {
+    if (stopping_) return;
+    std::set<std::string> targets(o_.peers.begin(), o_.peers.end());
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [name, m] : members_) {
+        if (!m.member.address().empty()) targets.insert(m.member.address());
+      }
+    }
+    targets.erase(self_.address());
+    for (const auto& t : targets) {
+      if (!dialing_.insert(t).second) continue;  // still busy with the last round
+      Dial(t);
+    }
+    dial_timer_.expires_after(std::chrono::milliseconds(o_.dial_interval_ms));
+    dial_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) DialRound();
+    });
+  }
+
+  struct Out {
+    Out(asio::io_context& io, ssl::context& ctx) : stream(io, ctx), timer(io) {}
+    ssl::stream<tcp::socket> stream;
+    asio::steady_timer timer;
+    std::string target, node;
+    unsigned char header[4] = {0, 0, 0, 0};
+    std::string body, out;
+  };
+
+  void Dial(const std::string& target) {
+    auto colon = target.rfind(':');
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address_v4(target.substr(0, colon), ec);
+    if (colon == std::string::npos || ec) {
+      dialing_.erase(target);
+      return;
+    }
+    tcp::endpoint ep(addr, static_cast<uint16_t>(std::stoi(target.substr(colon + 1))));
+    auto d = std::make_shared<Out>(io_, client_ctx_);
+    d->target = target;
+    outs_.insert(d);
+    d->timer.expires_after(std::chrono::milliseconds(o_.handshake_timeout_ms));
+    d->timer.async_wait([this, d](const boost::system::error_code& tec) {
+      if (!tec) EndDial(d, "no answer within " + std::to_string(o_.handshake_timeout_ms) + " ms");
+    });
+    d->stream.lowest_layer().async_connect(ep, [this, d](const boost::system::error_code& cec) {
+      if (cec) return EndDial(d, cec.message());
+      d->stream.async_handshake(ssl::stream_base::client, [this, d](const boost::system::error_code& hec) {
+        if (hec) return EndDial(d, hec.message());
+        d->node = PeerName(d->stream.native_handle());
+        asio::async_read(d->stream, asio::buffer(d->header), [this, d](const boost::system::error_code& rec, size_t) {
+          if (rec) return EndDial(d, rec.message());
+          const uint32_t n = uint32_t{d->header[0]} << 24 | uint32_t{d->header[1]} << 16 | uint32_t{d->header[2]} << 8 | d->header[3];
+          if (n > kMaxFrame) return EndDial(d, "frame of " + std::to_string(n) + " bytes");
+          d->body.assign(n, '\0');
+          asio::async_read(d->stream, asio::buffer(d->body), [this, d](const boost::system::error_code& bec, size_t) {
+            if (bec) return EndDial(d, bec.message());
+            v1::ControlMessage msg;
+            if (!msg.ParseFromString(d->body) || !msg.has_hello()) return EndDial(d, "malformed hello");
+            if (msg.hello().self().node() != d->node) return EndDial(d, "hello names another node than its certificate");
+            Learn(msg.hello(), d->node);
+            v1::ControlMessage hello;
+            *hello.mutable_hello()->mutable_self() = self_;
+            for (const auto& m : members()) *hello.mutable_hello()->add_members() = m.member;
+            d->out = Frame(hello);
+            asio::async_write(d->stream, asio::buffer(d->out), [this, d](const boost::system::error_code& wec, size_t) {
+              EndDial(d, wec ? wec.message() : "");
+            });
+          });
+        });
+      });
+    });
+  }
+
+  void EndDial(const std::shared_ptr<Out>& d, const std::string& why) {
+    if (!outs_.count(d)) return;
+    if (!why.empty()) log_->debug("control plane: dial {}{}: {}", d->target, d->node.empty() ? "" : " (" + d->node + ")", why);
+    boost::system::error_code ignored;
+    d->timer.cancel();
+    d->stream.lowest_layer().close(ignored);
+    dialing_.erase(d->target);
+    outs_.erase(d);
   }
 
   void Drop(const std::shared_ptr<Conn>& c, const std::string& why) {
@@ -174,12 +302,17 @@ class ControlServerImpl final : public ControlServer {
   ControlServerOptions o_;
   std::shared_ptr<spdlog::logger> log_;
   ssl::context ctx_;
+  ssl::context client_ctx_;
   tcp::acceptor acceptor_;
+  asio::steady_timer dial_timer_;
   uint16_t port_ = 0;
   v1::Member self_;
+  bool stopping_ = false;                  // io thread only
   std::set<std::shared_ptr<Conn>> conns_;  // io thread only
+  std::set<std::shared_ptr<Out>> outs_;    // io thread only
+  std::set<std::string> dialing_;          // io thread only
   mutable std::mutex mu_;
-  std::map<std::string, v1::Member> members_;
+  std::map<std::string, MemberState> members_;
 };
 
 }  // namespace

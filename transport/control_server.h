@@ -31,6 +31,15 @@ struct ControlServerOptions {
   uint16_t listen_port = 0;  // 0: any free port (tests)
   TlsFiles tls;
   int handshake_timeout_ms = 5000;
+  std::vector<std::string> peers;  // IPv4:PORT of other agents to dial (the rest are learned)
+  int dial_interval_ms = 3000;     // how often every known member is dialled
+};
+
+struct MemberState {
+  v1::Member member;
+  bool self = false;
+  bool reachable = false;  // a Hello exchange with it succeeded within 3 dial intervals
+  int64_t last_seen_unix = 0;
 };
 
 class ControlServer {
@@ -40,8 +49,8 @@ class ControlServer {
                                                       std::shared_ptr<spdlog::logger> log);
   virtual ~ControlServer() = default;
   virtual uint16_t port() const = 0;
-  // Members this node knows (itself first).
-  virtual std::vector<v1::Member> members() const = 0;
+  // Members this node knows (itself first), with reachability.
+  virtual std::vector<MemberState> members() const = 0;
   virtual void Stop() = 0;
 };
 
