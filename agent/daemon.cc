@@ -153,8 +153,8 @@ class Agent {
   void ReadRequest(const std::shared_ptr<Conn>& conn) {
     asio::async_read(conn->socket, asio::buffer(conn->header), [this, conn](const boost::system::error_code& ec, size_t) {
       if (ec) return Drop(conn);
-      const uint32_t n = DecodeLength(conn->header);
-      if (n > kMaxApiMessage) {
+      const uint32_t n = DecodeFrameLength(conn->header);
+      if (n > kMaxFrame) {
         log_->warn("local API: request of {} bytes refused", n);
         return Drop(conn);
       }

@@ -15,18 +15,6 @@ std::string DefaultAgentSocket() {
   return env != nullptr && *env != '\0' ? env : "/run/gapsync/agent.sock";
 }
 
-std::string EncodeFrame(const google::protobuf::MessageLite& message) {
-  std::string body = message.SerializeAsString();
-  std::string out(4, '\0');
-  const auto n = static_cast<uint32_t>(body.size());
-  for (int i = 0; i < 4; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (24 - 8 * i)) & 0xff);
-  return out + body;
-}
-
-uint32_t DecodeLength(const unsigned char header[4]) {
-  return uint32_t{header[0]} << 24 | uint32_t{header[1]} << 16 | uint32_t{header[2]} << 8 | header[3];
-}
-
 namespace {
 
 bool WriteAll(int fd, const std::string& data) {
@@ -72,11 +60,11 @@ Result<v1::ApiResponse> CallAgent(const std::string& socket_path, const v1::ApiR
   v1::ApiResponse response;
   bool ok = WriteAll(fd, EncodeFrame(request)) && ReadAll(fd, header, 4);
   if (ok) {
-    uint32_t n = DecodeLength(header);
-    if (n > kMaxApiMessage) {
+    uint32_t n = DecodeFrameLength(header);
+    if (n > kMaxFrame) {
       ::close(fd);
       return MakeError(Errc::kIo, socket_path + ": answer of " + std::to_string(n) + " bytes is over the " +
-                                      std::to_string(kMaxApiMessage) + " limit (is that a gapsync agent?)");
+                                      std::to_string(kMaxFrame) + " limit (is that a gapsync agent?)");
     }
     std::string body(n, '\0');
     ok = ReadAll(fd, body.data(), n) && response.ParseFromString(body);

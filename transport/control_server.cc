@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 
+#include "proto/frame.h"
 #include "transport/cluster_ca.h"
 
 namespace asio = boost::asio;
@@ -18,14 +19,23 @@ using tcp = asio::ip::tcp;
 namespace gapsync::transport {
 namespace {
 
-constexpr uint32_t kMaxFrame = 1 << 20;
-
-std::string Frame(const google::protobuf::MessageLite& m) {
-  std::string body = m.SerializeAsString();
-  std::string out(4, '\0');
-  const auto n = static_cast<uint32_t>(body.size());
-  for (int i = 0; i < 4; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (24 - 8 * i)) & 0xff);
-  return out + body;
+// Reads one length-prefixed ControlMessage holding a Hello from `stream` into `header`/`body`,
+// then calls done("", hello) or done(reason, {}).
+template <class Stream>
+void ReadHello(Stream& stream, unsigned char (&header)[4], std::string& body,
+               std::function<void(const std::string&, const v1::Hello&)> done) {
+  asio::async_read(stream, asio::buffer(header), [&stream, &header, &body, done](const boost::system::error_code& ec, size_t) {
+    if (ec) return done(ec.message(), {});
+    const uint32_t n = DecodeFrameLength(header);
+    if (n > kMaxFrame) return done("frame of " + std::to_string(n) + " bytes", {});
+    body.assign(n, '\0');
+    asio::async_read(stream, asio::buffer(body), [&body, done](const boost::system::error_code& ec2, size_t) {
+      if (ec2) return done(ec2.message(), {});
+      v1::ControlMessage msg;
+      if (!msg.ParseFromString(body) || !msg.has_hello()) return done("malformed hello", {});
+      done("", msg.hello());
+    });
+  });
 }
 
 std::string PeerName(SSL* ssl) {
@@ -152,35 +162,30 @@ class ControlServerImpl final : public ControlServer {
       if (ec) return Drop(c, ec.message());
       c->node = PeerName(c->stream.native_handle());
       log_->info("control plane: {} is node {}", c->peer, c->node);
-      v1::ControlMessage hello;
-      *hello.mutable_hello()->mutable_self() = self_;
-      for (const auto& m : members()) *hello.mutable_hello()->add_members() = m.member;
-      c->out = Frame(hello);
+      c->out = EncodeFrame(MakeHello());
       asio::async_write(c->stream, asio::buffer(c->out), [this, c](const boost::system::error_code& wec, size_t) {
         if (wec) return Drop(c, wec.message());
-        ReadHello(c);
+        ReadClientHello(c);
       });
     });
   }
 
-  void ReadHello(const std::shared_ptr<Conn>& c) {
-    asio::async_read(c->stream, asio::buffer(c->header), [this, c](const boost::system::error_code& ec, size_t) {
-      if (ec) return Drop(c, ec.message());
-      const uint32_t n = uint32_t{c->header[0]} << 24 | uint32_t{c->header[1]} << 16 | uint32_t{c->header[2]} << 8 | c->header[3];
-      if (n > kMaxFrame) return Drop(c, "frame of " + std::to_string(n) + " bytes");
-      c->body.assign(n, '\0');
-      asio::async_read(c->stream, asio::buffer(c->body), [this, c](const boost::system::error_code& ec2, size_t) {
-        if (ec2) return Drop(c, ec2.message());
-        v1::ControlMessage msg;
-        if (!msg.ParseFromString(c->body) || !msg.has_hello()) return Drop(c, "malformed hello");
-        const auto& self = msg.hello().self();
-        if (self.node() != c->node) return Drop(c, "hello names node \"" + self.node() + "\", its certificate \"" + c->node + "\"");
-        Learn(msg.hello(), self.node());
-        log_->info("control plane: hello from node {} ({})", self.node(), self.address());
-        c->timer.cancel();
-        Close(c);
-      });
+  void ReadClientHello(const std::shared_ptr<Conn>& c) {
+    ReadHello(c->stream, c->header, c->body, [this, c](const std::string& error, const v1::Hello& hello) {
+      if (!error.empty()) return Drop(c, error);
+      const auto& self = hello.self();
+      if (self.node() != c->node) return Drop(c, "hello names node \"" + self.node() + "\", its certificate \"" + c->node + "\"");
+      Learn(hello, self.node());
+      log_->info("control plane: hello from node {} ({})", self.node(), self.address());
+      Close(c);
     });
+  }
+
+  v1::ControlMessage MakeHello() const {
+    v1::ControlMessage msg;
+    *msg.mutable_hello()->mutable_self() = self_;
+    for (const auto& m : members()) *msg.mutable_hello()->add_members() = m.member;
+    return msg;
   }
 
   static int64_t Now() {
@@ -251,24 +256,13 @@ class ControlServerImpl final : public ControlServer {
       d->stream.async_handshake(ssl::stream_base::client, [this, d](const boost::system::error_code& hec) {
         if (hec) return EndDial(d, hec.message());
         d->node = PeerName(d->stream.native_handle());
-        asio::async_read(d->stream, asio::buffer(d->header), [this, d](const boost::system::error_code& rec, size_t) {
-          if (rec) return EndDial(d, rec.message());
-          const uint32_t n = uint32_t{d->header[0]} << 24 | uint32_t{d->header[1]} << 16 | uint32_t{d->header[2]} << 8 | d->header[3];
-          if (n > kMaxFrame) return EndDial(d, "frame of " + std::to_string(n) + " bytes");
-          d->body.assign(n, '\0');
-          asio::async_read(d->stream, asio::buffer(d->body), [this, d](const boost::system::error_code& bec, size_t) {
-            if (bec) return EndDial(d, bec.message());
-            v1::ControlMessage msg;
-            if (!msg.ParseFromString(d->body) || !msg.has_hello()) return EndDial(d, "malformed hello");
-            if (msg.hello().self().node() != d->node) return EndDial(d, "hello names another node than its certificate");
-            Learn(msg.hello(), d->node);
-            v1::ControlMessage hello;
-            *hello.mutable_hello()->mutable_self() = self_;
-            for (const auto& m : members()) *hello.mutable_hello()->add_members() = m.member;
-            d->out = Frame(hello);
-            asio::async_write(d->stream, asio::buffer(d->out), [this, d](const boost::system::error_code& wec, size_t) {
-              EndDial(d, wec ? wec.message() : "");
-            });
+        ReadHello(d->stream, d->header, d->body, [this, d](const std::string& error, const v1::Hello& hello) {
+          if (!error.empty()) return EndDial(d, error);
+          if (hello.self().node() != d->node) return EndDial(d, "hello names another node than its certificate");
+          Learn(hello, d->node);
+          d->out = EncodeFrame(MakeHello());
+          asio::async_write(d->stream, asio::buffer(d->out), [this, d](const boost::system::error_code& wec, size_t) {
+            EndDial(d, wec ? wec.message() : "");
           });
         });
       });
