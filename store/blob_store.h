@@ -10,7 +10,9 @@
 //  * A writer destroyed without Commit()/Suspend() leaves no visible trace (orphans go at gc).
 //  * PutRelease() is one atomic, durable commit, refused unless every blob the release needs is
 //    visible.
-// Threading: one writer at a time per store; reads may run concurrently with a writer.
+// Threading: one BlobWriter at a time per store; every other call is thread-safe and may run
+// concurrently with it (piece-wise assembly, reads, Sync, releases) except Fsck, DropBlob and
+// CollectGarbage, which need the store to themselves.
 #pragma once
 
 #include <cstdint>
@@ -107,6 +109,29 @@ class BlobStore {
   // reported (kCorrupt naming blob and offset), never passed on.
   virtual Status Read(const BlobDigest& digest, uint64_t offset, uint64_t length,
                       const ReadSink& sink) = 0;
+
+  // ---- Piece-wise assembly (peer-to-peer): the chunks of a blob arrive in any order ----
+  // A blob being assembled has a partial record listing which chunks ("pieces") it holds; piece
+  // i is bytes [i*chunk_size(), min(size, (i+1)*chunk_size())). Pieces become durable at the next
+  // Sync(); a crash loses only pieces stored after the last Sync().
+  //
+  // Stores piece `index` (exactly its bytes, already verified by the caller against the piece
+  // hash it trusts). Idempotent. kInvalidArgument on a wrong index or length; a blob that is
+  // already visible: OK, nothing written. A blob with a sequential partial record (a stopped
+  // ingest) keeps the chunks that record holds, as pieces.
+  virtual Status PutPiece(const BlobDigest& digest, uint64_t size, const std::string& media_type,
+                          uint32_t index, std::span<const uint8_t> bytes) = 0;
+  // Which pieces of the blob the store holds (every one for a visible blob; those of a partial
+  // record, sequential or piece-wise, when its size matches; none otherwise).
+  virtual Result<std::vector<bool>> HeldPieces(const BlobDigest& digest, uint64_t size) = 0;
+  // Every piece held: reads them in order and checks the blob's SHA-256. OK: the blob is visible
+  // after the next Sync(). kIncomplete when pieces are missing; kCorrupt (naming the digest the
+  // bytes hash to) when they do not match, and the held pieces are forgotten.
+  virtual Status CompletePieces(const BlobDigest& digest) = 0;
+  // The plain bytes of piece `index` of a visible blob or of a held piece of a blob being
+  // assembled, verified against the chunk hash recorded when it was stored.
+  virtual Status ReadPiece(const BlobDigest& digest, uint32_t index, std::vector<uint8_t>& out) = 0;
+  virtual uint32_t chunk_size() const = 0;
 
   // The durability point (see top of file).
   virtual Status Sync() = 0;

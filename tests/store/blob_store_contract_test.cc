@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "proto/bundle.pb.h"
@@ -148,6 +151,39 @@ class BlobStoreContract : public ::testing::TestWithParam<Backend> {
       return OkStatus();
     }));
     return out;
+  }
+
+  // ---- piece-wise assembly: piece i of `data` is bytes [i*kChunk, (i+1)*kChunk) ----
+  static uint32_t Pieces(const std::string& data) { return static_cast<uint32_t>((data.size() + kChunk - 1) / kChunk); }
+  static std::span<const uint8_t> PieceOf(const std::string& data, uint32_t i) {
+    return Bytes(data, size_t{i} * kChunk, kChunk);
+  }
+  void PutPieces(const std::string& data, const std::vector<uint32_t>& indices,
+                 const std::string& media_type = kOctet) {
+    for (uint32_t i : indices) {
+      ASSERT_OK(store().PutPiece(DigestOf(data), data.size(), media_type, i, PieceOf(data, i)));
+    }
+  }
+  std::vector<bool> HeldOf(const std::string& data) {
+    auto held = store().HeldPieces(DigestOf(data), data.size());
+    EXPECT_TRUE(held.ok()) << held.error().message;
+    return held.ok() ? held.value() : std::vector<bool>{};
+  }
+  static std::vector<bool> Bits(const std::string& ones) {  // "1010" -> {true, false, true, false}
+    std::vector<bool> out;
+    for (char c : ones) out.push_back(c == '1');
+    return out;
+  }
+  uint64_t DurablePartial(const BlobDigest& d) {
+    auto p = store().PartialBytes(d);
+    EXPECT_TRUE(p.ok());
+    return p.ok() ? *p : 0;
+  }
+  Status ReadPieceInto(const BlobDigest& d, uint32_t index, std::string& out) {
+    std::vector<uint8_t> bytes;
+    auto st = store().ReadPiece(d, index, bytes);
+    out.assign(bytes.begin(), bytes.end());
+    return st;
   }
 
   FsckReport Fsck() {
@@ -1003,6 +1039,578 @@ TEST_P(RocksDbOnly, SecondOpenOfSameFolderIsRefused) {
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code, Errc::kIo);
   EXPECT_NE(second.error().message.find("in use"), std::string::npos) << second.error().message;
+}
+
+// ---- piece-wise assembly (PutPiece, HeldPieces, CompletePieces, ReadPiece) ----
+
+TEST_P(BlobStoreContract, PiecesInAnyOrderThenCompleteMakeTheBlobVisible) {
+  const std::string data = RandomBytes(5 * kChunk + 123, 50);
+  const auto d = DigestOf(data);
+  EXPECT_EQ(store().chunk_size(), kChunk);
+  EXPECT_EQ(HeldOf(data), Bits("000000"));
+  PutPieces(data, {3, 5, 0, 4, 1});
+  EXPECT_EQ(HeldOf(data), Bits("110111"));
+  EXPECT_FALSE(Visible(d));
+  PutPieces(data, {2});
+  EXPECT_EQ(HeldOf(data), Bits("111111"));
+  ASSERT_OK(store().CompletePieces(d));
+  EXPECT_FALSE(Visible(d)) << "visible before Sync";
+  EXPECT_EQ(HeldOf(data), Bits("111111"));
+  ASSERT_OK(store().Sync());
+  auto info = store().Stat(d);
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_EQ((*info)->size, data.size());
+  EXPECT_EQ((*info)->media_type, kOctet);
+  EXPECT_EQ((*info)->chunks, 6u);
+  EXPECT_EQ((*info)->stored_bytes, data.size());  // random bytes: stored as they are
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data) << "assembled blob reads back different bytes";
+  ASSERT_OK(ReadInto(d, kChunk - 3, 2 * kChunk, got));
+  EXPECT_TRUE(got == data.substr(kChunk - 3, 2 * kChunk));
+  EXPECT_EQ(DurablePartial(d), 0u);
+  EXPECT_EQ(HeldOf(data), Bits("111111"));
+  // Completing again, and more pieces, change nothing.
+  ASSERT_OK(store().CompletePieces(d));
+  PutPieces(data, {2});
+  ASSERT_OK(store().Sync());
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty()) << r.problems.front();
+  EXPECT_EQ(r.blobs_checked, 1u);
+  EXPECT_EQ(r.partial_blobs, 0u);
+  EXPECT_EQ(r.orphan_chunks, 0u);
+}
+
+TEST_P(BlobStoreContract, HeldPiecesBeforeAndAfterSync) {
+  const std::string data = RandomBytes(4 * kChunk + 9, 51);  // 5 pieces, a 9-byte tail
+  const auto d = DigestOf(data);
+  PutPieces(data, {0, 2});
+  EXPECT_EQ(HeldOf(data), Bits("10100")) << "pieces not synced yet are held all the same";
+  EXPECT_EQ(DurablePartial(d), 0u);
+  ASSERT_OK(store().Sync());
+  EXPECT_EQ(HeldOf(data), Bits("10100"));
+  EXPECT_EQ(DurablePartial(d), 2 * kChunk);
+  PutPieces(data, {4});
+  EXPECT_EQ(HeldOf(data), Bits("10101"));
+  EXPECT_EQ(DurablePartial(d), 2 * kChunk);
+  ASSERT_OK(store().Sync());
+  EXPECT_EQ(DurablePartial(d), 2 * kChunk + 9);
+  // Another size: none held; the blob is not visible.
+  auto other = store().HeldPieces(d, data.size() + kChunk);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*other, Bits("000000"));
+  EXPECT_FALSE(Visible(d));
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.partial_blobs, 1u);
+  EXPECT_EQ(r.orphan_chunks, 0u) << "held pieces are not orphans";
+}
+
+TEST_P(BlobStoreContract, PutPieceTwiceIsIdempotent) {
+  const std::string data = RandomBytes(3 * kChunk, 52);
+  const auto d = DigestOf(data);
+  PutPieces(data, {1, 1});
+  ASSERT_OK(store().Sync());
+  PutPieces(data, {1});
+  ASSERT_OK(store().Sync());
+  EXPECT_EQ(HeldOf(data), Bits("010"));
+  EXPECT_EQ(DurablePartial(d), kChunk);
+}
+
+TEST_P(BlobStoreContract, PutPieceOfWrongIndexOrLengthIsRefused) {
+  const std::string data = RandomBytes(3 * kChunk + 10, 53);  // 4 pieces, a 10-byte tail
+  const auto d = DigestOf(data);
+  struct Bad {
+    uint32_t index;
+    size_t from, len;
+    std::string piece;  // what the message names
+  };
+  for (const auto& b : std::vector<Bad>{{4, 0, kChunk, "piece 4"},
+                                        {UINT32_MAX, 0, kChunk, "piece 4294967295"},
+                                        {0, 0, kChunk - 1, "piece 0"},
+                                        {0, 0, kChunk + 1, "piece 0"},
+                                        {1, kChunk, 0, "piece 1"},
+                                        {3, 3 * kChunk, 9, "piece 3"},
+                                        {3, 2 * kChunk, kChunk, "piece 3"}}) {
+    auto st = store().PutPiece(d, data.size(), kOctet, b.index, Bytes(data, b.from, b.len));
+    ASSERT_FALSE(st.ok()) << b.piece << " of " << b.len << " bytes accepted";
+    EXPECT_EQ(st.error().code, Errc::kInvalidArgument);
+    EXPECT_NE(st.error().message.find(d.str()), std::string::npos) << st.error().message;
+    EXPECT_NE(st.error().message.find(b.piece), std::string::npos) << st.error().message;
+  }
+  EXPECT_EQ(HeldOf(data), Bits("0000"));
+  // A zero-size blob has no pieces.
+  const auto empty = DigestOf("");
+  auto st = store().PutPiece(empty, 0, kOctet, 0, {});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kInvalidArgument);
+  auto held = store().HeldPieces(empty, 0);
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE(held->empty());
+  ASSERT_OK(store().Sync());
+  auto r = Fsck();
+  EXPECT_EQ(r.partial_blobs, 0u);
+  EXPECT_EQ(r.orphan_chunks, 0u) << "a refused piece was stored";
+}
+
+TEST_P(BlobStoreContract, CompleteWithMissingPiecesIsIncomplete) {
+  const std::string data = RandomBytes(4 * kChunk + 1, 54);
+  const auto d = DigestOf(data);
+  auto st = store().CompletePieces(d);  // nothing held at all
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kIncomplete);
+  EXPECT_NE(st.error().message.find(d.str()), std::string::npos) << st.error().message;
+  PutPieces(data, {0, 1, 3, 4});
+  st = store().CompletePieces(d);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kIncomplete);
+  EXPECT_NE(st.error().message.find(d.str()), std::string::npos) << st.error().message;
+  ASSERT_OK(store().Sync());
+  EXPECT_FALSE(Visible(d));
+  EXPECT_EQ(HeldOf(data), Bits("11011")) << "an incomplete blob keeps its pieces";
+  PutPieces(data, {2});
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(store().Sync());
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+}
+
+TEST_P(BlobStoreContract, CompleteWithAWrongPieceIsCorruptAndForgetsThePieces) {
+  const std::string data = RandomBytes(3 * kChunk + 77, 55);
+  std::string wrong = data;
+  wrong[kChunk + 5] ^= 0x10;  // piece 1 differs
+  const auto d = DigestOf(data);
+  PutPieces(data, {0, 2, 3});
+  ASSERT_OK(store().PutPiece(d, data.size(), kOctet, 1, PieceOf(wrong, 1)));
+  ASSERT_OK(store().Sync());  // the record of the pieces is durable; it goes too
+  EXPECT_EQ(HeldOf(data), Bits("1111"));
+  auto st = store().CompletePieces(d);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  EXPECT_NE(st.error().message.find(d.str()), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("pieces hash to " + DigestOf(wrong).str()), std::string::npos)
+      << st.error().message;
+  EXPECT_EQ(HeldOf(data), Bits("0000")) << "the pieces of a blob that did not verify are kept";
+  std::string got;
+  st = ReadPieceInto(d, 0, got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kNotFound);
+  ASSERT_OK(store().Sync());
+  EXPECT_FALSE(Visible(d));
+  EXPECT_FALSE(Visible(DigestOf(wrong)));
+  EXPECT_EQ(HeldOf(data), Bits("0000"));
+  EXPECT_EQ(DurablePartial(d), 0u);
+  st = store().CompletePieces(d);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kIncomplete);
+  // The right pieces still make it.
+  PutPieces(data, {3, 2, 1, 0});
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(store().Sync());
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.partial_blobs, 0u);
+  EXPECT_EQ(r.orphan_chunks, 0u);
+}
+
+TEST_P(BlobStoreContract, ReadPieceOfHeldPiecesAndOfVisibleBlobs) {
+  const std::string data = RandomBytes(3 * kChunk + 10, 56);
+  const auto d = DigestOf(data);
+  PutPieces(data, {1, 3});
+  std::string got;
+  ASSERT_OK(ReadPieceInto(d, 1, got));  // not synced yet
+  EXPECT_TRUE(got == data.substr(kChunk, kChunk));
+  ASSERT_OK(ReadPieceInto(d, 3, got));
+  EXPECT_TRUE(got == data.substr(3 * kChunk));
+  for (uint32_t missing : {0u, 2u, 4u}) {
+    auto st = ReadPieceInto(d, missing, got);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().code, Errc::kNotFound);
+    EXPECT_NE(st.error().message.find(d.str()), std::string::npos) << st.error().message;
+    EXPECT_NE(st.error().message.find("piece " + std::to_string(missing)), std::string::npos) << st.error().message;
+  }
+  ASSERT_OK(store().Sync());
+  ASSERT_OK(ReadPieceInto(d, 1, got));
+  EXPECT_TRUE(got == data.substr(kChunk, kChunk));
+  PutPieces(data, {0, 2});
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(ReadPieceInto(d, 2, got));  // completed, not synced
+  EXPECT_TRUE(got == data.substr(2 * kChunk, kChunk));
+  ASSERT_OK(store().Sync());
+  for (uint32_t i = 0; i < 4; ++i) {
+    ASSERT_OK(ReadPieceInto(d, i, got));
+    EXPECT_TRUE(got == data.substr(size_t{i} * kChunk, kChunk)) << "piece " << i;
+  }
+  auto st = ReadPieceInto(d, 4, got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kNotFound);
+  // A blob written sequentially serves its pieces too.
+  const std::string seq = RandomBytes(2 * kChunk + 1, 57);
+  Put(seq);
+  for (uint32_t i = 0; i < 3; ++i) {
+    ASSERT_OK(ReadPieceInto(DigestOf(seq), i, got));
+    EXPECT_TRUE(got == seq.substr(size_t{i} * kChunk, kChunk)) << "piece " << i;
+  }
+  st = ReadPieceInto(DigestOf("unknown"), 0, got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kNotFound);
+  EXPECT_NE(st.error().message.find(DigestOf("unknown").str()), std::string::npos) << st.error().message;
+}
+
+// A held piece whose stored bytes rot is reported, never served, and forgotten when the blob is
+// completed (so that it is fetched again).
+TEST_P(BlobStoreContract, CorruptHeldPieceIsReportedAndForgotten) {
+  const std::string data = RandomBytes(3 * kChunk, 58);
+  const auto d = DigestOf(data);
+  PutPieces(data, {0, 1, 2});
+  ASSERT_OK(store().Sync());
+  ASSERT_OK(store().CorruptForTest(d, 1));
+  std::string got;
+  auto st = ReadPieceInto(d, 1, got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  st = store().CompletePieces(d);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kCorrupt);
+  EXPECT_NE(st.error().message.find(d.str()), std::string::npos) << st.error().message;
+  EXPECT_EQ(HeldOf(data), Bits("101"));
+  PutPieces(data, {1});
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(store().Sync());
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+}
+
+TEST_P(BlobStoreContract, PutPieceOfAVisibleBlobIsANoOp) {
+  const std::string data = RandomBytes(2 * kChunk + 3, 59);
+  const auto d = DigestOf(data);
+  Put(data);
+  std::string other = RandomBytes(kChunk, 60);
+  ASSERT_OK(store().PutPiece(d, data.size(), kOctet, 0, Bytes(other)));
+  EXPECT_EQ(HeldOf(data), Bits("111"));
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(store().Sync());
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data) << "a piece overwrote a visible blob";
+  EXPECT_EQ(DurablePartial(d), 0u);
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.partial_blobs, 0u);
+}
+
+TEST_P(BlobStoreContract, SequentialPartialBecomesPieces) {
+  const std::string data = RandomBytes(5 * kChunk + 17, 61);
+  const auto d = DigestOf(data);
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    ASSERT_OK((*w)->Append(Bytes(data, 0, 2 * kChunk + 100)));
+    ASSERT_OK((*w)->Suspend());
+  }
+  ASSERT_OK(store().Sync());
+  EXPECT_EQ(HeldOf(data), Bits("110000")) << "the whole chunks of a stopped ingest are pieces held";
+  std::string got;
+  ASSERT_OK(ReadPieceInto(d, 1, got));
+  EXPECT_TRUE(got == data.substr(kChunk, kChunk));
+  PutPieces(data, {5, 3});
+  EXPECT_EQ(HeldOf(data), Bits("110101")) << "the tail of a stopped ingest is not a piece";
+  ASSERT_OK(store().Sync());
+  EXPECT_EQ(HeldOf(data), Bits("110101"));
+  EXPECT_EQ(DurablePartial(d), 3 * kChunk + 17);
+  {
+    auto w = store().OpenWriter(d, data.size(), kOctet);
+    ASSERT_TRUE(w.ok());
+    EXPECT_EQ((*w)->offset(), 0u) << "a writer resumed from a record of pieces";
+  }
+  PutPieces(data, {4, 2});
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(store().Sync());
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.partial_blobs, 0u);
+  EXPECT_EQ(r.orphan_chunks, 0u);
+}
+
+// A sequential writer for a blob that is being assembled starts from 0, and once it committed no
+// record of pieces comes back (neither from the synced record nor from pieces still in memory).
+TEST_P(BlobStoreContract, SequentialWriterOverPieces) {
+  const std::string a = RandomBytes(4 * kChunk + 1, 62);
+  PutPieces(a, {0, 2});
+  ASSERT_OK(store().Sync());
+  PutPieces(a, {3});      // in memory only
+  Put(a);                 // asserts the writer starts at 0; syncs
+  ASSERT_OK(store().Sync());
+  EXPECT_TRUE(Visible(DigestOf(a)));
+  EXPECT_EQ(DurablePartial(DigestOf(a)), 0u);
+  EXPECT_EQ(HeldOf(a), Bits("11111"));
+
+  const std::string b = RandomBytes(3 * kChunk, 63);  // pieces never synced
+  PutPieces(b, {1});
+  Put(b);
+  ASSERT_OK(store().Sync());
+  EXPECT_EQ(DurablePartial(DigestOf(b)), 0u);
+
+  const std::string c = RandomBytes(3 * kChunk + 5, 64);  // a piece between commit and Sync
+  Put(c, kOctet, /*sync=*/false);
+  PutPieces(c, {2});
+  ASSERT_OK(store().Sync());
+  ASSERT_OK(store().Sync());
+  EXPECT_TRUE(Visible(DigestOf(c)));
+  EXPECT_EQ(DurablePartial(DigestOf(c)), 0u);
+
+  for (const auto* blob : {&a, &b, &c}) {
+    std::string got;
+    ASSERT_OK(ReadInto(DigestOf(*blob), 0, blob->size(), got));
+    EXPECT_TRUE(got == *blob);
+  }
+  if (GetParam() == Backend::kRocksDb) Reopen();
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty()) << r.problems.front();
+  EXPECT_EQ(r.blobs_checked, 3u);
+  EXPECT_EQ(r.partial_blobs, 0u) << "a record of pieces outlived the blob's commit";
+  EXPECT_EQ(r.orphan_chunks, 0u);
+}
+
+TEST_P(BlobStoreContract, CollectGarbageKeepsPiecesUnlessDroppingPartials) {
+  const std::string data = RandomBytes(4 * kChunk + 5, 65);
+  const auto d = DigestOf(data);
+  PutPieces(data, {0, 2});
+  ASSERT_OK(store().Sync());
+  PutPieces(data, {4});  // not synced: gc must keep it too
+  auto keep = store().CollectGarbage(false);
+  ASSERT_TRUE(keep.ok()) << keep.error().message;
+  EXPECT_EQ(keep->partials_removed, 0u);
+  EXPECT_EQ(keep->orphan_chunks_removed, 0u) << "gc took chunks of held pieces";
+  EXPECT_EQ(HeldOf(data), Bits("10101"));
+  std::string got;
+  for (uint32_t i : {0u, 2u, 4u}) {
+    ASSERT_OK(ReadPieceInto(d, i, got));
+    EXPECT_TRUE(got == data.substr(size_t{i} * kChunk, kChunk)) << "piece " << i;
+  }
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.partial_blobs, 1u);
+  EXPECT_EQ(r.orphan_chunks, 0u);
+
+  auto drop = store().CollectGarbage(true);
+  ASSERT_TRUE(drop.ok()) << drop.error().message;
+  EXPECT_EQ(drop->partials_removed, 1u);
+  EXPECT_GE(drop->orphan_chunks_removed, 1u);
+  EXPECT_EQ(HeldOf(data), Bits("00000"));
+  ASSERT_OK(store().Sync());
+  EXPECT_EQ(HeldOf(data), Bits("00000")) << "dropped pieces came back at Sync";
+  EXPECT_EQ(DurablePartial(d), 0u);
+  r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.partial_blobs, 0u);
+  EXPECT_EQ(r.orphan_chunks, 0u);
+  // And it can be assembled again from scratch.
+  PutPieces(data, {4, 3, 2, 1, 0});
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(store().Sync());
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+}
+
+TEST_P(BlobStoreContract, PiecesAreCompressedLikeSequentialWrites) {
+  std::string zeros(3 * kChunk + 7, '\0');
+  for (size_t i = 0; i < zeros.size(); i += 101) zeros[i] = static_cast<char>(i);
+  PutPieces(zeros, {2, 0, 3, 1});
+  ASSERT_OK(store().CompletePieces(DigestOf(zeros)));
+  const std::string layer(2 * kChunk, '\0');
+  const std::string gz = "application/vnd.oci.image.layer.v1.tar+gzip";
+  PutPieces(layer, {1, 0}, gz);
+  ASSERT_OK(store().CompletePieces(DigestOf(layer)));
+  ASSERT_OK(store().Sync());
+  auto info = store().Stat(DigestOf(zeros));
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_LT((*info)->stored_bytes, zeros.size() / 4);
+  std::string got;
+  ASSERT_OK(ReadInto(DigestOf(zeros), 0, zeros.size(), got));
+  EXPECT_TRUE(got == zeros);
+  info = store().Stat(DigestOf(layer));
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_EQ((*info)->stored_bytes, layer.size()) << "a compressed media type was recompressed";
+  EXPECT_EQ((*info)->media_type, gz);
+}
+
+TEST_P(BlobStoreContract, CompleteOfTheEmptyBlob) {
+  const auto d = DigestOf("");
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(store().Sync());
+  auto info = store().Stat(d);
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_EQ((*info)->size, 0u);
+  std::string got;
+  EXPECT_OK(ReadInto(d, 0, 0, got));
+  EXPECT_TRUE(Fsck().problems.empty());
+}
+
+// One thread stores the pieces of blob A (in a shuffled order, with a helper doing the other
+// half), another writes blobs sequentially with checkpoints, another calls Sync() over and over
+// and another asks which pieces are held. Everything completes and reads back.
+TEST_P(BlobStoreContract, PiecesWritesAndSyncsConcurrently) {
+  const std::string a = RandomBytes(96 * kChunk + 33, 66);
+  std::vector<std::string> bs;
+  for (uint32_t i = 0; i < 4; ++i) bs.push_back(RandomBytes(10 * kChunk + 100 * i, 70 + i));
+  bs.push_back(std::string(12 * kChunk, 'c'));  // compressible
+  std::vector<uint32_t> order(Pieces(a));
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(7));
+
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  auto check = [&](const Status& st, const char* what) {
+    if (!st.ok()) {
+      failures++;
+      ADD_FAILURE() << what << ": " << st.error().message;
+    }
+  };
+  auto put_pieces = [&](size_t first) {
+    for (size_t k = first; k < order.size(); k += 2) {
+      check(store().PutPiece(DigestOf(a), a.size(), kOctet, order[k], PieceOf(a, order[k])), "PutPiece");
+    }
+  };
+  std::thread pieces1(put_pieces, 0);
+  std::thread pieces2(put_pieces, 1);
+  std::thread writer([&] {
+    for (const auto& b : bs) {
+      auto w = store().OpenWriter(DigestOf(b), b.size(), kOctet);
+      if (!w.ok()) {
+        check(w.error(), "OpenWriter");
+        continue;
+      }
+      for (size_t i = 0; i < b.size(); i += 1500) {
+        check((*w)->Append(Bytes(b, i, 1500)), "Append");
+        if (i % (3 * kChunk) < 1500) check((*w)->Checkpoint(), "Checkpoint");
+      }
+      check((*w)->Commit(), "Commit");
+    }
+  });
+  std::thread syncer([&] {
+    while (!done) {
+      check(store().Sync(), "Sync");
+      std::this_thread::yield();
+    }
+  });
+  std::thread watcher([&] {
+    size_t last = 0;
+    while (!done) {
+      auto held = store().HeldPieces(DigestOf(a), a.size());
+      if (!held.ok()) {
+        check(held.error(), "HeldPieces");
+        continue;
+      }
+      size_t n = static_cast<size_t>(std::count(held->begin(), held->end(), true));
+      if (n < last) {
+        failures++;
+        ADD_FAILURE() << "held pieces went from " << last << " to " << n;
+      }
+      last = n;
+      std::vector<uint8_t> piece;
+      if (n > 0) {
+        auto first = static_cast<uint32_t>(std::find(held->begin(), held->end(), true) - held->begin());
+        check(store().ReadPiece(DigestOf(a), first, piece), "ReadPiece");
+      }
+    }
+  });
+  pieces1.join();
+  pieces2.join();
+  writer.join();
+  done = true;
+  syncer.join();
+  watcher.join();
+  ASSERT_EQ(failures.load(), 0);
+
+  EXPECT_EQ(HeldOf(a), std::vector<bool>(Pieces(a), true));
+  ASSERT_OK(store().CompletePieces(DigestOf(a)));
+  ASSERT_OK(store().Sync());
+  if (GetParam() == Backend::kRocksDb) Reopen();
+  std::string got;
+  ASSERT_OK(ReadInto(DigestOf(a), 0, a.size(), got));
+  EXPECT_TRUE(got == a) << "assembled blob reads back different bytes";
+  for (const auto& b : bs) {
+    ASSERT_OK(ReadInto(DigestOf(b), 0, b.size(), got));
+    EXPECT_TRUE(got == b) << "sequential blob reads back different bytes";
+  }
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty()) << r.problems.front();
+  EXPECT_EQ(r.blobs_checked, 1 + bs.size());
+  EXPECT_EQ(r.partial_blobs, 0u);
+  EXPECT_EQ(r.orphan_chunks, 0u);
+}
+
+// Only pieces stored before the last Sync() survive a crash (close without Sync).
+TEST_P(RocksDbOnly, OnlySyncedPiecesSurviveAReopen) {
+  const std::string data = RandomBytes(4 * kChunk + 50, 67);
+  const auto d = DigestOf(data);
+  PutPieces(data, {0, 2});
+  ASSERT_OK(store().Sync());
+  PutPieces(data, {1, 4});
+  EXPECT_EQ(HeldOf(data), Bits("11101"));
+  Reopen();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(HeldOf(data), Bits("10100"));
+  EXPECT_EQ(DurablePartial(d), 2 * kChunk);
+  std::string got;
+  ASSERT_OK(ReadPieceInto(d, 2, got));
+  EXPECT_TRUE(got == data.substr(2 * kChunk, kChunk));
+  auto st = ReadPieceInto(d, 1, got);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kNotFound);
+
+  // Completed but not synced: not visible after a crash; the synced pieces still are held.
+  PutPieces(data, {1, 3, 4});
+  ASSERT_OK(store().Sync());
+  ASSERT_OK(store().CompletePieces(d));
+  Reopen();
+  EXPECT_FALSE(Visible(d));
+  EXPECT_EQ(HeldOf(data), Bits("11111"));
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(store().Sync());
+  Reopen();
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.partial_blobs, 0u);
+  EXPECT_EQ(r.orphan_chunks, 0u);
+}
+
+// A sequential partial recorded with another chunk size is no record of pieces; the blob starts
+// afresh with pieces of the store's chunk size.
+TEST_P(RocksDbOnly, PiecesWithAnotherChunkSizeStartAfresh) {
+  const std::string data = RandomBytes(6 * kChunk, 68);
+  const auto d = DigestOf(data);
+  PutPieces(data, {0, 1});
+  ASSERT_OK(store().Sync());
+  store_.reset();
+  RocksDbOptions o;
+  o.chunk_size = 2 * kChunk;
+  auto s = OpenRocksDbStore(dir_ + "/db", o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  store_ = std::move(s).value();
+  ASSERT_EQ(store().chunk_size(), 2 * kChunk);
+  auto held = store().HeldPieces(d, data.size());
+  ASSERT_TRUE(held.ok());
+  EXPECT_EQ(*held, Bits("000"));
+  for (uint32_t i : {2u, 0u, 1u}) {
+    ASSERT_OK(store().PutPiece(d, data.size(), kOctet, i, Bytes(data, size_t{i} * 2 * kChunk, 2 * kChunk)));
+  }
+  ASSERT_OK(store().CompletePieces(d));
+  ASSERT_OK(store().Sync());
+  std::string got;
+  ASSERT_OK(ReadInto(d, 0, data.size(), got));
+  EXPECT_TRUE(got == data);
+  auto r = Fsck();
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.partial_blobs, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreContract, ::testing::Values(Backend::kMemory, Backend::kRocksDb),
