@@ -65,7 +65,7 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
   if (!root.IsMap()) return MakeError(Errc::kInvalidArgument, path + ": must be a mapping of settings");
   const fs::path base = fs::absolute(path).parent_path();
   const std::set<std::string> allowed = {"node", "data_dir", "api_socket", "trust", "log_level",
-                                         "listen", "bittorrent_listen", "peers", "tls"};
+                                         "listen", "bittorrent_listen", "peers", "tls", "data_plane_tls"};
   AgentConfig c;
   c.file = path;
   try {
@@ -73,7 +73,7 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
       auto key = kv.first.as<std::string>();
       if (!allowed.count(key)) {
         return ctx.Err(kv.first, "unknown key \"" + key + "\" (allowed: api_socket, bittorrent_listen, data_dir, "
-                                 "listen, log_level, node, peers, tls, trust)");
+                                 "data_plane_tls, listen, log_level, node, peers, tls, trust)");
       }
     }
     for (const char* required : {"node", "data_dir", "trust"}) {
@@ -127,6 +127,14 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
       GS_ASSIGN_OR_RETURN(c.tls_ca, ExistingFile(ctx, tls["ca"], "tls ca", base));
       GS_ASSIGN_OR_RETURN(c.tls_cert, ExistingFile(ctx, tls["cert"], "tls cert", base));
       GS_ASSIGN_OR_RETURN(c.tls_key, ExistingFile(ctx, tls["key"], "tls key", base));
+    }
+    if (auto t = root["data_plane_tls"]) {
+      GS_ASSIGN_OR_RETURN(auto v, Scalar(ctx, t, "data_plane_tls"));
+      if (v != "true" && v != "false") return ctx.Err(t, "data_plane_tls must be true or false");
+      c.data_plane_tls = v == "true";
+    }
+    if (c.bittorrent_listen.port != 0 && c.listen.port == 0) {
+      return ctx.Err(root["bittorrent_listen"], "\"bittorrent_listen\" needs \"listen\": peers and releases come from the control plane");
     }
     if (c.listen.port != 0 && c.tls_cert.empty()) {
       return ctx.Err(root["listen"], "\"listen\" needs \"tls\" (ca, cert, key): agents only talk over mutual TLS");

@@ -22,10 +22,11 @@ struct AgentConfig {
   std::string api_socket = "/run/gapsync/agent.sock";
   std::vector<std::string> trust;   // vendor public keys
   std::string log_level = "info";   // trace, debug, info, warn, error
-  // Cluster links (control plane, BitTorrent data plane, mutual TLS): parsed and checked now,
-  // served by a later version.
+  // Cluster links: control plane (mutual TLS), BitTorrent data plane (TLS unless
+  // data_plane_tls: false, which only benchmarks should use).
   Endpoint listen;
   Endpoint bittorrent_listen;
+  bool data_plane_tls = true;
   std::vector<Endpoint> peers;
   std::string tls_ca, tls_cert, tls_key;
 

@@ -118,8 +118,8 @@ Status ValidateManifest(const v1::BundleManifest& m, const std::string& where) {
 
 namespace {
 
-Result<LoadedBundle> ParseLoaded(LoadedBundle b) {
-  const std::string where = b.dir + "/" + kManifestFile;
+// `where`: the manifest's name in errors.
+Result<LoadedBundle> ParseLoaded(LoadedBundle b, const std::string& where) {
   if (!b.manifest.ParseFromString(b.manifest_bytes)) return MakeError(Errc::kCorrupt, where + ": malformed manifest (protobuf does not parse)");
   GS_RETURN_IF_ERROR(ValidateManifest(b.manifest, where));
   for (const auto& e : b.manifest.blobs()) b.blob_digests.push_back(BlobDigest::Parse(e.digest()).value());
@@ -135,7 +135,7 @@ Result<LoadedBundle> LoadBundleUnverified(const std::string& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return MakeError(Errc::kNotFound, dir + ": no such bundle folder");
   GS_ASSIGN_OR_RETURN(b.manifest_bytes, ReadSmallFile(dir + "/" + kManifestFile, kMaxManifestBytes));
-  return ParseLoaded(std::move(b));
+  return ParseLoaded(std::move(b), dir + "/" + kManifestFile);
 }
 
 Result<LoadedBundle> LoadBundle(const std::string& dir, const std::vector<TrustedKey>& trusted) {
@@ -153,8 +153,26 @@ Result<LoadedBundle> LoadBundle(const std::string& dir, const std::vector<Truste
   auto manifest = ReadSmallFile(dir + "/" + kManifestFile, kMaxManifestBytes);
   if (!manifest.ok()) return manifest.error();
   b.manifest_bytes = std::move(manifest).value();
+  return VerifySignedManifest(std::move(b.manifest_bytes), std::move(b.signature), trusted, dir + "/" + kManifestFile,
+                              sig_path);
+}
+
+Result<LoadedBundle> VerifySignedManifest(std::string manifest_bytes, std::string signature,
+                                          const std::vector<TrustedKey>& trusted, const std::string& manifest_name,
+                                          const std::string& signature_name) {
+  LoadedBundle b;
+  if (manifest_name.size() > 12 && manifest_name.ends_with(std::string("/") + kManifestFile)) {
+    b.dir = manifest_name.substr(0, manifest_name.size() - 12);
+  }
+  b.manifest_bytes = std::move(manifest_bytes);
+  b.signature = std::move(signature);
+  if (b.manifest_bytes.size() > kMaxManifestBytes) {
+    return MakeError(Errc::kInvalidArgument, manifest_name + ": " + std::to_string(b.manifest_bytes.size()) +
+                                                 " bytes, more than the " + std::to_string(kMaxManifestBytes) + " a manifest may have");
+  }
   if (b.signature.size() != 64) {
-    return MakeError(Errc::kBadSignature, sig_path + ": " + std::to_string(b.signature.size()) + " bytes, not a 64-byte Ed25519 signature");
+    return MakeError(Errc::kBadSignature, signature_name + ": " + std::to_string(b.signature.size()) +
+                                              " bytes, not a 64-byte Ed25519 signature");
   }
   for (const auto& k : trusted) {
     if (k.Verify(b.manifest_bytes, b.signature)) {
@@ -165,10 +183,10 @@ Result<LoadedBundle> LoadBundle(const std::string& dir, const std::vector<Truste
   if (b.signer.empty()) {
     std::string keys;
     for (const auto& k : trusted) keys += (keys.empty() ? "" : ", ") + k.path();
-    return MakeError(Errc::kBadSignature, dir + "/" + kManifestFile + ": signature does not verify with any trusted key (" + keys +
+    return MakeError(Errc::kBadSignature, manifest_name + ": signature does not verify with any trusted key (" + keys +
                                               "): signed by another key, or the manifest was changed after signing");
   }
-  return ParseLoaded(std::move(b));
+  return ParseLoaded(std::move(b), manifest_name);
 }
 
 VolumeReader::VolumeReader(const LoadedBundle& bundle) : bundle_(bundle) {}

@@ -44,6 +44,11 @@ struct LoadedBundle {
 // Reads manifest.sig and manifest.pb, checks the signature against `trusted` BEFORE parsing,
 // then parses and validates every field (digest forms, sizes, counts, volume names, segments).
 Result<LoadedBundle> LoadBundle(const std::string& dir, const std::vector<TrustedKey>& trusted);
+// The same checks on manifest and signature bytes that came some other way (a release
+// announcement from a peer); the names say where they came from in errors.
+Result<LoadedBundle> VerifySignedManifest(std::string manifest_bytes, std::string signature,
+                                          const std::vector<TrustedKey>& trusted, const std::string& manifest_name,
+                                          const std::string& signature_name);
 // Validation alone (used by LoadBundle and by tests and inspect).
 Status ValidateManifest(const v1::BundleManifest& m, const std::string& where);
 // Parse and validate without a signature check (bundle inspect).

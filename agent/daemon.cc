@@ -12,7 +12,11 @@
 #include <deque>
 #include <optional>
 #include <boost/asio.hpp>
+#include <cmath>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -24,7 +28,9 @@
 #include "agent/local_api.h"
 #include "agent/reports.h"
 #include "store/blob_store.h"
+#include "proto/files.h"
 #include "transport/control_server.h"
+#include "transport/data_plane.h"
 
 namespace asio = boost::asio;
 using local_stream = asio::local::stream_protocol;
@@ -55,6 +61,7 @@ class Agent {
     GS_RETURN_IF_ERROR(Listen());
     WaitForSignal();
     Accept();
+    if (config_.bittorrent_listen.port != 0) GS_RETURN_IF_ERROR(StartDataPlane());
     if (config_.listen.port != 0) {
       transport::ControlServerOptions co;
       co.node = config_.node;
@@ -62,17 +69,17 @@ class Agent {
       co.listen_port = config_.listen.port;
       co.tls = {config_.tls_ca, config_.tls_cert, config_.tls_key};
       for (const auto& p : config_.peers) co.peers.push_back(p.str());
-      GS_ASSIGN_OR_RETURN(control_, transport::ControlServer::Start(io_, co, log_));
+      if (data_) co.data_address = config_.bittorrent_listen.host + ":" + std::to_string(data_->port());
+      GS_ASSIGN_OR_RETURN(control_, transport::ControlServer::Start(io_, co, Hooks(), log_));
+      if (data_) PeerRound();
     }
     log_->info("node {} ready: store {}, local API {}", config_.node, config_.store_path(), config_.api_socket);
-    if (config_.bittorrent_listen.port != 0) {
-      log_->warn("bittorrent_listen is configured but not used by this version");
-    }
     if (!config_.peers.empty() && config_.listen.port == 0) {
       log_->warn("peers are configured but without listen/tls this agent cannot reach them");
     }
     io_.run();
     if (worker_.joinable()) worker_.join();
+    if (data_) data_->Stop();
     struct stat now {};  // remove the socket only if it is still ours
     if (::lstat(config_.api_socket.c_str(), &now) == 0 && std::make_pair(now.st_dev, now.st_ino) == socket_inode_) {
       ::unlink(config_.api_socket.c_str());
@@ -181,11 +188,17 @@ class Agent {
     v1::ApiResponse r;
     auto listing = StoreListing(*store_);
     if (!listing.ok()) return ErrorResponse(listing.error());
-    json node = {{"node", config_.node}, {"reachable", true}, {"store", listing.value()}, {"members", json::array()}};
+    json node = {{"node", config_.node}, {"self", true}, {"reachable", true}, {"store", listing.value()}, {"members", json::array()},
+                 {"releases", ReleasesJson(LocalReleases())}};
+    json others = json::array();
     if (control_) {
       for (const auto& m : control_->members()) {
         node["members"].push_back({{"node", m.member.node()}, {"address", m.member.address()}, {"self", m.self},
                                    {"reachable", m.reachable}, {"last_seen_unix", m.last_seen_unix}});
+        if (m.self) continue;
+        others.push_back({{"node", m.member.node()}, {"self", false}, {"address", m.member.address()},
+                          {"reachable", m.reachable}, {"last_seen_unix", m.last_seen_unix},
+                          {"releases", ReleasesJson(m.releases)}});
       }
     }
     {
@@ -195,8 +208,24 @@ class Agent {
                            : json{{"bundle", ingest_bundle_}, {"release", ingest_release_},
                                   {"bytes_done", ingest_bytes_.load()}, {"bytes_total", ingest_total_}};
     }
-    r.set_json(json{{"nodes", json::array({node})}}.dump());
+    json nodes = json::array({node});
+    for (auto& o : others) nodes.push_back(std::move(o));
+    r.set_json(json{{"nodes", nodes}}.dump());
     return r;
+  }
+
+  // What other nodes reported is as of their last Hello (at most a few seconds old).
+  static json ReleasesJson(const std::vector<v1::ReleaseState>& releases) {
+    json out = json::array();
+    for (const auto& r : releases) {
+      const double pct = r.bytes_total() == 0 ? 100.0 : 100.0 * static_cast<double>(r.bytes_have()) / static_cast<double>(r.bytes_total());
+      out.push_back({{"release", r.app() + "@" + r.version()}, {"app", r.app()}, {"version", r.version()},
+                     {"release_digest", r.release_digest()}, {"complete", r.complete()}, {"bytes_have", r.bytes_have()},
+                     {"bytes_total", r.bytes_total()}, {"percent", std::floor(pct * 10) / 10},
+                     {"download_rate", r.download_rate()}, {"upload_rate", r.upload_rate()}, {"uploaded", r.uploaded()}, {"info_hash", r.info_hash()},
+                     {"error", r.error()}});
+    }
+    return out;
   }
 
   // Ingests run one at a time (the store has one writer) on a single worker thread, fed from a
@@ -272,6 +301,7 @@ class Agent {
       log_->error("ingest {}: {}", req.bundle_dir(), st.error().message);
     } else {
       log_->info("ingest {}: {}", req.bundle_dir(), IngestSummary(result));
+      AfterIngest(bundle.value());
     }
     return r;
   }
@@ -294,6 +324,7 @@ class Agent {
     queue_cv_.notify_all();
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    peer_timer_.cancel();
     if (control_) control_->Stop();
     // Connections waiting for an ingest keep their socket until it answers; all others go.
     for (auto it = conns_.begin(); it != conns_.end();) {
@@ -305,6 +336,300 @@ class Agent {
         ++it;
       }
     }
+  }
+
+  // ---- Cluster spread: releases announced over the control plane, moved by the data plane ----
+  // io thread only, except where noted.
+
+  struct Known {
+    v1::Offer offer;                 // signed manifest + torrent info, handed to members that ask
+    store::StoredRelease release;
+    std::vector<BlobDigest> needed;  // every blob of the release (empty ones too)
+    transport::TorrentLayout layout;
+    bool complete = false;
+    std::string error;
+  };
+
+  std::string OffersDir() const { return config_.data_dir + "/offers"; }
+  std::string OfferPath(const std::string& release_digest) const {
+    return OffersDir() + "/" + release_digest.substr(release_digest.find(':') + 1) + ".pb";
+  }
+
+  Status StartDataPlane() {
+    transport::DataPlaneOptions o;
+    o.listen_host = config_.bittorrent_listen.host;
+    o.listen_port = config_.bittorrent_listen.port;
+    o.tls = config_.data_plane_tls;
+    o.tls_files = {config_.tls_ca, config_.tls_cert, config_.tls_key};
+    const char* corrupt = std::getenv("GAPSYNC_TEST_CORRUPT_UPLOADS");
+    o.corrupt_uploads_for_test = corrupt != nullptr && std::string(corrupt) == "1";
+    if (o.corrupt_uploads_for_test) log_->warn("test hook: this node corrupts every block it uploads");
+    transport::DataPlaneCallbacks cb;
+    cb.blob_done = [this](const std::string& key, const BlobDigest&) {
+      asio::post(io_, [this, key] { CheckComplete(key); });
+    };
+    cb.failed = [this](const std::string& key, const std::string& why) {
+      asio::post(io_, [this, key, why] {
+        for (auto& [d, k] : known_) {
+          if (k.release.id.str() == key) k.error = why;
+        }
+      });
+    };
+    GS_ASSIGN_OR_RETURN(data_, transport::DataPlane::Start(*store_, o, std::move(cb), log_));
+    std::error_code fec;
+    std::filesystem::create_directories(OffersDir(), fec);
+    if (fec) return MakeError(Errc::kIo, OffersDir() + ": cannot create: " + fec.message());
+    // Every complete release is served; every fetch that was under way resumes.
+    GS_ASSIGN_OR_RETURN(auto releases, store_->ListReleases());
+    for (const auto& rel : releases) {
+      auto offer = LoadOffer(rel.release_digest);
+      if (!offer) {
+        auto built = MakeOffer(rel);
+        if (!built.ok()) {
+          log_->error("release {}: cannot serve it: {}", rel.id.str(), built.error().message);
+          continue;
+        }
+        offer = std::move(built).value();
+      }
+      Accept(*offer, "this node's store", /*local=*/true);
+    }
+    for (const auto& entry : std::filesystem::directory_iterator(OffersDir(), fec)) {
+      if (entry.path().extension() != ".pb") continue;
+      auto offer = LoadOffer("sha256:" + entry.path().stem().string());
+      if (offer && !known_.count("sha256:" + entry.path().stem().string())) Accept(*offer, "a fetch before the restart", false);
+    }
+    return OkStatus();
+  }
+
+  std::optional<v1::Offer> LoadOffer(const std::string& release_digest) {
+    std::ifstream in(OfferPath(release_digest), std::ios::binary);
+    if (!in) return std::nullopt;
+    v1::Offer offer;
+    if (!offer.ParseFromIstream(&in)) {
+      log_->warn("{}: unreadable; ignored", OfferPath(release_digest));
+      return std::nullopt;
+    }
+    return offer;
+  }
+
+  // Any thread: the Offer for a complete release in the store (hashes every piece), kept on disk.
+  Result<v1::Offer> MakeOffer(const store::StoredRelease& rel) {
+    v1::BundleManifest m;
+    if (!m.ParseFromString(rel.manifest)) return MakeError(Errc::kCorrupt, "stored manifest does not parse");
+    auto layout = LayoutOf(m);
+    v1::Offer offer;
+    offer.set_manifest(rel.manifest);
+    offer.set_signature(rel.signature);
+    if (layout.num_pieces > 0) {
+      GS_ASSIGN_OR_RETURN(auto info, transport::BuildTorrentInfo(*store_, layout, data_->tls_root_pem()));
+      offer.set_torrent_info(info);
+    }
+    auto st = WriteNewFile(OfferPath(rel.release_digest), 0644, offer.SerializeAsString());
+    if (!st.ok() && st.error().code != Errc::kConflict) return st.error();
+    return offer;
+  }
+
+  transport::TorrentLayout LayoutOf(const v1::BundleManifest& m) const {
+    std::vector<transport::BlobSpec> specs;
+    for (const auto& b : m.release().blobs()) {
+      auto d = BlobDigest::Parse(b.digest());
+      if (d.ok()) specs.push_back({d.value(), b.size(), b.media_type()});
+    }
+    return transport::TorrentLayout::Make(specs, store_->chunk_size());
+  }
+
+  // An Offer from `from` (a member, or this node's own store/disk): the vendor signature is
+  // checked again with this node's trusted keys, the torrent against the signed blob list; then
+  // the release is served and fetched.
+  void Accept(const v1::Offer& offer, const std::string& from, bool local) {
+    auto loaded = VerifySignedManifest(offer.manifest(), offer.signature(), trusted_, "manifest", "signature");
+    if (!loaded.ok()) {
+      v1::BundleManifest m;
+      std::string what = m.ParseFromString(offer.manifest()) ? m.release().app() + "@" + m.release().version() : "(unparseable)";
+      log_->warn("release announcement {} from {} refused: {}", what, from, loaded.error().message);
+      return;
+    }
+    const auto& m = loaded->manifest;
+    Known k;
+    k.offer = offer;
+    k.release.id = store::ReleaseId{m.release().app(), m.release().version()};
+    k.release.manifest = offer.manifest();
+    k.release.signature = offer.signature();
+    k.release.release_digest = loaded->release_digest.str();
+    k.release.ingested_unix = std::time(nullptr);
+    k.needed = loaded->blob_digests;
+    k.layout = LayoutOf(m);
+    const std::string key = k.release.id.str();
+    if (known_.count(k.release.release_digest)) return;
+    auto existing = store_->GetRelease(k.release.id);
+    if (existing.ok() && existing.value() && existing.value()->release_digest != k.release.release_digest) {
+      log_->warn("release announcement {} from {} refused: this node holds another release with that name and version ({})", key,
+                 from, existing.value()->release_digest);
+      return;
+    }
+    if (k.layout.num_pieces > 0) {
+      if (!data_) return;
+      auto st = transport::CheckTorrentInfo(offer.torrent_info(), k.layout, data_->tls_root_pem());
+      if (!st.ok()) {
+        log_->warn("release announcement {} from {} refused: {}", key, from, st.error().message);
+        return;
+      }
+    }
+    if (!local) {
+      auto st = WriteNewFile(OfferPath(k.release.release_digest), 0644, offer.SerializeAsString());
+      if (st.ok() || st.error().code == Errc::kConflict) st = store_->KeepPending(k.release);
+      if (!st.ok()) {
+        log_->error("release {} from {}: {}", key, from, st.error().message);
+        return;
+      }
+      log_->info("release {} announced by {} (signed by {}): fetching {} blobs, {} bytes", key, from, loaded->signer,
+                 k.layout.blobs.size(), k.layout.total_bytes);
+    }
+    // Empty blobs never travel: they are complete as soon as they are named.
+    for (size_t i = 0; i < k.needed.size(); ++i) {
+      if (m.release().blobs(static_cast<int>(i)).size() == 0) (void)store_->CompletePieces(k.needed[i]);
+    }
+    (void)store_->Sync();
+    known_[k.release.release_digest] = k;
+    if (k.layout.num_pieces > 0) {
+      auto st = data_->Add(key, k.layout, offer.torrent_info());
+      if (!st.ok()) {
+        known_[k.release.release_digest].error = st.error().message;
+        log_->error("release {}: {}", key, st.error().message);
+      }
+    }
+    CheckComplete(key);
+  }
+
+  // A blob of `key` arrived: the release is complete when every blob it needs is in the store.
+  void CheckComplete(const std::string& key) {
+    for (auto& [digest, k] : known_) {
+      if (k.release.id.str() != key || k.complete) continue;
+      bool all = true;
+      for (const auto& d : k.needed) {
+        auto st = store_->Stat(d);
+        if (!st.ok() || !st.value()) {
+          all = false;
+          break;
+        }
+      }
+      if (!all) continue;
+      auto existing = store_->GetRelease(k.release.id);
+      Status st = OkStatus();
+      if (!(existing.ok() && existing.value())) st = store_->PutRelease(k.release, k.needed);
+      if (!st.ok()) {
+        k.error = st.error().message;
+        log_->error("release {}: {}", key, k.error);
+        continue;
+      }
+      k.complete = true;
+      k.error.clear();
+      if (!(existing.ok() && existing.value())) log_->info("release {} complete: every blob verified ({} bytes)", key, k.layout.total_bytes);
+    }
+  }
+
+  // After a local ingest (worker thread): hash the release's pieces, then serve it.
+  void AfterIngest(const LoadedBundle& bundle) {
+    if (!data_) return;
+    store::ReleaseId id{bundle.manifest.release().app(), bundle.manifest.release().version()};
+    auto rel = store_->GetRelease(id);
+    if (!rel.ok() || !rel.value()) return;
+    auto offer = MakeOffer(*rel.value());
+    if (!offer.ok()) {
+      log_->error("release {}: cannot serve it: {}", id.str(), offer.error().message);
+      return;
+    }
+    asio::post(io_, [this, offer = std::move(offer).value()] { Accept(offer, "this node's store", true); });
+  }
+
+  const std::vector<transport::TransferState>& Transfers() {
+    auto now = std::chrono::steady_clock::now();
+    if (data_ && now - transfers_at_ > std::chrono::milliseconds(500)) {
+      transfers_ = data_->Transfers();
+      transfers_at_ = now;
+    }
+    return transfers_;
+  }
+
+  std::vector<v1::ReleaseState> LocalReleases() {
+    std::vector<v1::ReleaseState> out;
+    const auto& transfers = Transfers();
+    for (const auto& [digest, k] : known_) {
+      v1::ReleaseState r;
+      r.set_app(k.release.id.app);
+      r.set_version(k.release.id.version);
+      r.set_release_digest(digest);
+      r.set_complete(k.complete);
+      r.set_bytes_total(k.layout.total_bytes);
+      r.set_bytes_have(k.complete ? k.layout.total_bytes : 0);
+      r.set_offered(true);
+      r.set_error(k.error);
+      for (const auto& t : transfers) {
+        if (t.key != k.release.id.str()) continue;
+        if (!k.complete) r.set_bytes_have(t.bytes_have);
+        r.set_download_rate(t.download_rate);
+        r.set_upload_rate(t.upload_rate);
+        r.set_uploaded(t.uploaded);
+        r.set_info_hash(t.info_hash);
+        if (r.error().empty()) r.set_error(t.error);
+      }
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  transport::ControlHooks Hooks() {
+    transport::ControlHooks h;
+    h.releases = [this] { return LocalReleases(); };
+    h.wants = [this](const std::string& node, const v1::Hello& hello) {
+      std::vector<v1::OfferRequest> out;
+      if (!data_) return out;
+      for (const auto& r : hello.releases()) {
+        if (!r.offered() || known_.count(r.release_digest()) || asking_.count(r.release_digest()) ||
+            refused_.count(node + " " + r.release_digest())) {
+          continue;
+        }
+        v1::OfferRequest q;
+        q.set_app(r.app());
+        q.set_version(r.version());
+        q.set_release_digest(r.release_digest());
+        asking_.insert(r.release_digest());
+        out.push_back(std::move(q));
+      }
+      return out;
+    };
+    h.offer = [this](const std::string&, const v1::OfferRequest& q) {
+      auto it = known_.find(q.release_digest());
+      if (it != known_.end()) return it->second.offer;
+      v1::Offer none;
+      none.set_error("this node does not hold release " + q.release_digest());
+      return none;
+    };
+    h.offered = [this](const std::string& node, const v1::OfferRequest& q, const v1::Offer& offer) {
+      // A refused announcement is not asked for again from the same member (the trust list
+      // only changes with a restart); it is logged once.
+      asking_.erase(q.release_digest());
+      if (!offer.error().empty()) return;
+      const std::string once = node + " " + q.release_digest();
+      if (refused_.count(once)) return;
+      Accept(offer, "node " + node, false);
+      if (!known_.count(q.release_digest())) refused_.insert(once);
+    };
+    return h;
+  }
+
+  // Every 2 s: the data-plane addresses of the members become every release's peers.
+  void PeerRound() {
+    if (stopping_ || !control_ || !data_) return;
+    std::vector<std::string> peers;
+    for (const auto& m : control_->members()) {
+      if (!m.self && !m.member.data_address().empty()) peers.push_back(m.member.data_address());
+    }
+    data_->SetPeers(peers);
+    peer_timer_.expires_after(std::chrono::seconds(2));
+    peer_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) PeerRound();
+    });
   }
 
   AgentConfig config_;
@@ -327,6 +652,14 @@ class Agent {
   std::string ingest_bundle_, ingest_release_;
   uint64_t ingest_total_ = 0;
   std::atomic<uint64_t> ingest_bytes_{0};
+  // Cluster spread (io thread). Declared last: the data plane stops before the rest goes.
+  asio::steady_timer peer_timer_{io_};
+  std::map<std::string, Known> known_;  // by release digest
+  std::set<std::string> asking_;        // release digests with an OfferRequest under way
+  std::set<std::string> refused_;       // "node digest" announcements refused (logged once)
+  std::vector<transport::TransferState> transfers_;
+  std::chrono::steady_clock::time_point transfers_at_{};
+  std::unique_ptr<transport::DataPlane> data_;
 };
 
 }  // namespace

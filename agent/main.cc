@@ -324,8 +324,26 @@ int main(int argc, char** argv) {
       return 0;
     }
     for (const auto& n : j["nodes"]) {
-      std::printf("node %s: %s\n", n["node"].get<std::string>().c_str(), n["reachable"].get<bool>() ? "reachable" : "UNREACHABLE");
+      std::printf("node %s%s: %s\n", n["node"].get<std::string>().c_str(), n.value("self", false) ? " (this node)" : "",
+                  n["reachable"].get<bool>() ? "reachable" : "UNREACHABLE");
+      for (const auto& r : n.value("releases", json::array())) {
+        std::string state = r["complete"].get<bool>() ? "complete" : "";
+        if (state.empty()) {
+          char pct[32];
+          std::snprintf(pct, sizeof pct, "%.1f %%", r["percent"].get<double>());
+          state = pct;
+        }
+        std::printf("  %s  %s  %s of %s  down %s/s  up %s/s%s%s\n", r["release"].get<std::string>().c_str(), state.c_str(),
+                    HumanBytes(r["bytes_have"].get<uint64_t>()).c_str(), HumanBytes(r["bytes_total"].get<uint64_t>()).c_str(),
+                    HumanBytes(static_cast<uint64_t>(r["download_rate"].get<int64_t>())).c_str(),
+                    HumanBytes(static_cast<uint64_t>(r["upload_rate"].get<int64_t>())).c_str(),
+                    r["error"].get<std::string>().empty() ? "" : "  ERROR: ", r["error"].get<std::string>().c_str());
+      }
+      if (!n.contains("store")) continue;
       for (const auto& r : n["store"]["releases"]) {
+        bool listed = false;
+        for (const auto& t : n.value("releases", json::array())) listed |= t["release"] == r["app"].get<std::string>() + "@" + r["version"].get<std::string>();
+        if (listed) continue;
         std::printf("  %s@%s  complete  %s\n", r["app"].get<std::string>().c_str(), r["version"].get<std::string>().c_str(),
                     HumanBytes(r["bytes"].get<uint64_t>()).c_str());
       }

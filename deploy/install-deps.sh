@@ -9,6 +9,7 @@ PACKAGES=(
   librocksdb-dev libssl-dev libprotobuf-dev protobuf-compiler
   libzstd-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   libxxhash-dev libarchive-dev libgtest-dev libgmock-dev googletest
+  libtorrent-rasterbar-dev
   umoci skopeo busybox-static docker-registry
   openssl jq e2fsprogs util-linux coreutils
   time zstd

@@ -167,7 +167,7 @@ Result<NodeFiles> IssueNodeCertificate(const std::string& ca_dir, const std::str
   GS_RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
   GS_RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature,keyAgreement"));
   GS_RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_ext_key_usage, "serverAuth,clientAuth"));
-  GS_RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_subject_alt_name, ("DNS:" + node).c_str()));
+  GS_RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_subject_alt_name, ("DNS:" + node + ",DNS:gapsync-data-plane").c_str()));
   GS_RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_authority_key_identifier, "keyid:always"));
   if (X509_sign(cert.get(), ca_key.get(), EVP_sha256()) == 0) {
     return MakeError(Errc::kInternal, OpenSslError("signing the node certificate"));

@@ -13,6 +13,11 @@ struct CaFiles {
   std::string cert;  // DIR/ca.crt
 };
 
+// What an agent presents and trusts on both planes.
+struct TlsFiles {
+  std::string ca, cert, key;
+};
+
 struct NodeFiles {
   std::string key;   // DIR/NAME.key (0600)
   std::string cert;  // DIR/NAME.crt
@@ -23,7 +28,8 @@ struct NodeFiles {
 // overwrite an existing CA.
 Result<CaFiles> InitCa(const std::string& dir, const std::string& name, int valid_days = 3650);
 
-// Issues a node certificate (CN = SAN DNS = node name, serverAuth + clientAuth) signed by the CA
+// Issues a node certificate (CN = node name; SAN DNS = node name and "gapsync-data-plane", the
+// name libtorrent checks on the data plane; serverAuth + clientAuth) signed by the CA
 // in ca_dir. Refuses to overwrite existing node files.
 Result<NodeFiles> IssueNodeCertificate(const std::string& ca_dir, const std::string& node,
                                        const std::string& out_dir, int valid_days = 825);

@@ -19,22 +19,35 @@ using tcp = asio::ip::tcp;
 namespace gapsync::transport {
 namespace {
 
-// Reads one length-prefixed ControlMessage holding a Hello from `stream` into `header`/`body`,
-// then calls done("", hello) or done(reason, {}).
+// Offers carry a whole signed manifest (up to 64 MiB) and its torrent.
+constexpr uint32_t kMaxOfferFrame = 80u << 20;
+
+// Reads one length-prefixed ControlMessage of at most `max` bytes from `stream` into
+// `header`/`body`, then calls done("", message) or done(reason, {}).
 template <class Stream>
-void ReadHello(Stream& stream, unsigned char (&header)[4], std::string& body,
-               std::function<void(const std::string&, const v1::Hello&)> done) {
-  asio::async_read(stream, asio::buffer(header), [&stream, &header, &body, done](const boost::system::error_code& ec, size_t) {
+void ReadMessage(Stream& stream, unsigned char (&header)[4], std::string& body, uint32_t max,
+                 std::function<void(const std::string&, const v1::ControlMessage&)> done) {
+  asio::async_read(stream, asio::buffer(header), [&stream, &header, &body, max, done](const boost::system::error_code& ec, size_t) {
     if (ec) return done(ec.message(), {});
     const uint32_t n = DecodeFrameLength(header);
-    if (n > kMaxFrame) return done("frame of " + std::to_string(n) + " bytes", {});
+    if (n > max) return done("frame of " + std::to_string(n) + " bytes", {});
     body.assign(n, '\0');
     asio::async_read(stream, asio::buffer(body), [&body, done](const boost::system::error_code& ec2, size_t) {
       if (ec2) return done(ec2.message(), {});
       v1::ControlMessage msg;
-      if (!msg.ParseFromString(body) || !msg.has_hello()) return done("malformed hello", {});
-      done("", msg.hello());
+      if (!msg.ParseFromString(body)) return done("malformed message", {});
+      done("", msg);
     });
+  });
+}
+
+template <class Stream>
+void ReadHello(Stream& stream, unsigned char (&header)[4], std::string& body,
+               std::function<void(const std::string&, const v1::Hello&)> done) {
+  ReadMessage(stream, header, body, kMaxFrame, [done](const std::string& error, const v1::ControlMessage& msg) {
+    if (!error.empty()) return done(error, {});
+    if (!msg.has_hello()) return done("malformed hello", {});
+    done("", msg.hello());
   });
 }
 
@@ -49,9 +62,10 @@ std::string PeerName(SSL* ssl) {
 
 class ControlServerImpl final : public ControlServer {
  public:
-  ControlServerImpl(asio::io_context& io, ControlServerOptions o, std::shared_ptr<spdlog::logger> log)
+  ControlServerImpl(asio::io_context& io, ControlServerOptions o, ControlHooks hooks, std::shared_ptr<spdlog::logger> log)
       : io_(io),
         o_(std::move(o)),
+        hooks_(std::move(hooks)),
         log_(std::move(log)),
         ctx_(ssl::context::tls_server),
         client_ctx_(ssl::context::tls_client),
@@ -91,6 +105,7 @@ class ControlServerImpl final : public ControlServer {
     port_ = acceptor_.local_endpoint().port();
     self_.set_node(o_.node);
     self_.set_address(o_.listen_host + ":" + std::to_string(port_));
+    self_.set_data_address(o_.data_address);
     Accept();
     log_->info("control plane: listening on {} (mutual TLS, cluster CA {})", self_.address(), o_.tls.ca);
     DialRound();
@@ -103,7 +118,7 @@ class ControlServerImpl final : public ControlServer {
     std::lock_guard lock(mu_);
     const int64_t now = Now();
     const int64_t window = 3 * o_.dial_interval_ms / 1000 + 1;
-    std::vector<MemberState> out{{self_, true, true, now}};
+    std::vector<MemberState> out{{self_, true, true, now, {}}};
     for (const auto& [name, m] : members_) {
       MemberState st = m;
       st.reachable = m.last_seen_unix > 0 && now - m.last_seen_unix <= window;
@@ -176,8 +191,31 @@ class ControlServerImpl final : public ControlServer {
       const auto& self = hello.self();
       if (self.node() != c->node) return Drop(c, "hello names node \"" + self.node() + "\", its certificate \"" + c->node + "\"");
       Learn(hello, self.node());
-      log_->info("control plane: hello from node {} ({})", self.node(), self.address());
-      Close(c);
+      log_->debug("control plane: hello from node {} ({})", self.node(), self.address());
+      ServeRequests(c);
+    });
+  }
+
+  // After the Hellos: answers the dialler's OfferRequests until it closes.
+  void ServeRequests(const std::shared_ptr<Conn>& c) {
+    c->timer.expires_after(std::chrono::milliseconds(o_.handshake_timeout_ms));
+    c->timer.async_wait([this, c](const boost::system::error_code& ec) {
+      if (!ec) Close(c);
+    });
+    ReadMessage(c->stream, c->header, c->body, kMaxFrame, [this, c](const std::string& error, const v1::ControlMessage& msg) {
+      if (!error.empty()) return Close(c);  // the dialler is done (or gone)
+      if (!msg.has_offer_request()) return Drop(c, "unexpected message after hello");
+      v1::ControlMessage reply;
+      if (hooks_.offer) {
+        *reply.mutable_offer() = hooks_.offer(c->node, msg.offer_request());
+      } else {
+        reply.mutable_offer()->set_error("this node offers no releases");
+      }
+      c->out = EncodeFrame(reply);
+      asio::async_write(c->stream, asio::buffer(c->out), [this, c](const boost::system::error_code& wec, size_t) {
+        if (wec) return Drop(c, wec.message());
+        ServeRequests(c);
+      });
     });
   }
 
@@ -185,6 +223,9 @@ class ControlServerImpl final : public ControlServer {
     v1::ControlMessage msg;
     *msg.mutable_hello()->mutable_self() = self_;
     for (const auto& m : members()) *msg.mutable_hello()->add_members() = m.member;
+    if (hooks_.releases) {
+      for (auto& r : hooks_.releases()) *msg.mutable_hello()->add_releases() = std::move(r);
+    }
     return msg;
   }
 
@@ -203,6 +244,7 @@ class ControlServerImpl final : public ControlServer {
     auto& sender = members_[verified_sender];
     sender.member = hello.self();
     sender.last_seen_unix = Now();
+    sender.releases.assign(hello.releases().begin(), hello.releases().end());
   }
 
   // Every dial interval: dial each configured peer and each known member (not ourselves).
@@ -231,6 +273,8 @@ class ControlServerImpl final : public ControlServer {
     ssl::stream<tcp::socket> stream;
     asio::steady_timer timer;
     std::string target, node;
+    std::vector<v1::OfferRequest> wanted;
+    v1::OfferRequest asking;
     unsigned char header[4] = {0, 0, 0, 0};
     std::string body, out;
   };
@@ -260,11 +304,33 @@ class ControlServerImpl final : public ControlServer {
           if (!error.empty()) return EndDial(d, error);
           if (hello.self().node() != d->node) return EndDial(d, "hello names another node than its certificate");
           Learn(hello, d->node);
+          if (hooks_.wants) d->wanted = hooks_.wants(d->node, hello);
           d->out = EncodeFrame(MakeHello());
           asio::async_write(d->stream, asio::buffer(d->out), [this, d](const boost::system::error_code& wec, size_t) {
-            EndDial(d, wec ? wec.message() : "");
+            if (wec) return EndDial(d, wec.message());
+            AskNext(d);
           });
         });
+      });
+    });
+  }
+
+  // Asks the dialled member for the next wanted Offer, one at a time; closes when none is left.
+  void AskNext(const std::shared_ptr<Out>& d) {
+    if (d->wanted.empty()) return EndDial(d, "");
+    d->asking = d->wanted.front();
+    d->wanted.erase(d->wanted.begin());
+    v1::ControlMessage msg;
+    *msg.mutable_offer_request() = d->asking;
+    d->out = EncodeFrame(msg);
+    d->timer.expires_after(std::chrono::milliseconds(4 * o_.handshake_timeout_ms));
+    asio::async_write(d->stream, asio::buffer(d->out), [this, d](const boost::system::error_code& wec, size_t) {
+      if (wec) return EndDial(d, wec.message());
+      ReadMessage(d->stream, d->header, d->body, kMaxOfferFrame, [this, d](const std::string& error, const v1::ControlMessage& msg2) {
+        if (!error.empty()) return EndDial(d, error);
+        if (!msg2.has_offer()) return EndDial(d, "answer to an offer request is not an offer");
+        if (hooks_.offered) hooks_.offered(d->node, d->asking, msg2.offer());
+        AskNext(d);
       });
     });
   }
@@ -294,6 +360,7 @@ class ControlServerImpl final : public ControlServer {
 
   asio::io_context& io_;
   ControlServerOptions o_;
+  ControlHooks hooks_;
   std::shared_ptr<spdlog::logger> log_;
   ssl::context ctx_;
   ssl::context client_ctx_;
@@ -312,8 +379,8 @@ class ControlServerImpl final : public ControlServer {
 }  // namespace
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Start(asio::io_context& io, const ControlServerOptions& options,
-                                                            std::shared_ptr<spdlog::logger> log) {
-  auto server = std::make_unique<ControlServerImpl>(io, options, std::move(log));
+                                                            ControlHooks hooks, std::shared_ptr<spdlog::logger> log) {
+  auto server = std::make_unique<ControlServerImpl>(io, options, std::move(hooks), std::move(log));
   GS_RETURN_IF_ERROR(server->Init());
   return std::unique_ptr<ControlServer>(std::move(server));
 }

@@ -1,8 +1,10 @@
-// The control plane's listener: mutual TLS (TLS 1.3) with certificates of the cluster CA only.
-// A peer without such a certificate, or with one from another CA, fails the handshake and gets
+// The control plane: mutual TLS (TLS 1.3) with certificates of the cluster CA only. A peer
+// without such a certificate, or with one from another CA, fails the handshake and gets
 // nothing; garbage bytes fail it too; either way the connection is dropped and logged, and the
-// agent carries on. After the handshake each side sends a Hello (its name, address and the
-// members it knows). Membership, announcements and have-lists build on this (issue 3).
+// agent carries on. After the handshake each side sends a Hello (its name, addresses, the
+// members it knows, the releases it holds with progress and rates); the dialler then asks for
+// the Offers (signed manifest + torrent) of releases it wants. Every member is dialled every
+// dial interval, so membership, releases and progress spread to every node.
 #pragma once
 
 #include <utility>  // before asio: Boost 1.74 + g++ 12 need std::exchange declared
@@ -14,16 +16,13 @@
 
 #include "proto/control.pb.h"
 #include "proto/error.h"
+#include "transport/cluster_ca.h"
 
 namespace spdlog {
 class logger;
 }
 
 namespace gapsync::transport {
-
-struct TlsFiles {
-  std::string ca, cert, key;
-};
 
 struct ControlServerOptions {
   std::string node;          // this node's name; must match the CN of `tls.cert`
@@ -33,6 +32,19 @@ struct ControlServerOptions {
   int handshake_timeout_ms = 5000;
   std::vector<std::string> peers;  // IPv4:PORT of other agents to dial (the rest are learned)
   int dial_interval_ms = 3000;     // how often every known member is dialled
+  std::string data_address;        // this node's BitTorrent listener, announced in Hellos
+};
+
+// What the agent plugs in; every hook runs on the io_context thread.
+struct ControlHooks {
+  // The releases this node holds or is fetching, for its Hellos.
+  std::function<std::vector<v1::ReleaseState>()> releases;
+  // A member's Hello arrived (dialled or dialling): the Offers to ask it for.
+  std::function<std::vector<v1::OfferRequest>(const std::string& node, const v1::Hello& hello)> wants;
+  // Answer to a member's OfferRequest (error set when this node cannot offer it).
+  std::function<v1::Offer(const std::string& node, const v1::OfferRequest& request)> offer;
+  // An Offer this node asked `node` for.
+  std::function<void(const std::string& node, const v1::OfferRequest& request, const v1::Offer& offer)> offered;
 };
 
 struct MemberState {
@@ -40,13 +52,14 @@ struct MemberState {
   bool self = false;
   bool reachable = false;  // a Hello exchange with it succeeded within 3 dial intervals
   int64_t last_seen_unix = 0;
+  std::vector<v1::ReleaseState> releases;  // from its last Hello
 };
 
 class ControlServer {
  public:
   // Binds and starts accepting on `io` (the agent's io_context thread runs every handler).
   static Result<std::unique_ptr<ControlServer>> Start(boost::asio::io_context& io, const ControlServerOptions& options,
-                                                      std::shared_ptr<spdlog::logger> log);
+                                                      ControlHooks hooks, std::shared_ptr<spdlog::logger> log);
   virtual ~ControlServer() = default;
   virtual uint16_t port() const = 0;
   // Members this node knows (itself first), with reachability.

@@ -1,0 +1,281 @@
+// The data plane on loopback, in one process: torrent layout and info, a release moving from one
+// store to another (plain TCP and mutual TLS), and a peer that uploads corrupt bytes.
+#include "transport/data_plane.h"
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "proto/sha256.h"
+#include "transport/cluster_ca.h"
+
+namespace gapsync::transport {
+namespace {
+
+constexpr uint32_t kMiB = 1 << 20;
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = [] {
+    auto l = spdlog::stderr_color_mt("data-plane-test");
+    l->set_level(spdlog::level::warn);
+    return l;
+  }();
+  return log;
+}
+
+std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> out(n);
+  for (auto& b : out) b = static_cast<uint8_t>(rng());
+  return out;
+}
+
+BlobDigest DigestOf(const std::vector<uint8_t>& bytes) {
+  Sha256 h;
+  h.Update(std::span<const uint8_t>(bytes));
+  return h.Finish();
+}
+
+class DataPlaneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/gapsync-dp-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    // Three blobs: several pieces with a short tail, exactly one piece, less than one piece.
+    for (auto [size, seed] : {std::pair<size_t, uint32_t>{2 * kMiB + kMiB / 2 + 7, 1}, {kMiB, 2}, {300'000, 3}}) {
+      blobs_.push_back(RandomBytes(size, seed));
+      specs_.push_back({DigestOf(blobs_.back()), size, "application/octet-stream"});
+    }
+    layout_ = TorrentLayout::Make(specs_, kMiB);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<store::BlobStore> OpenStore(const std::string& name) {
+    auto s = store::OpenRocksDbStore(dir_ + "/" + name);
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return std::move(s).value();
+  }
+
+  void Fill(store::BlobStore& s) {
+    for (size_t i = 0; i < blobs_.size(); ++i) {
+      auto w = s.OpenWriter(specs_[i].digest, specs_[i].size, specs_[i].media_type);
+      ASSERT_TRUE(w.ok());
+      ASSERT_TRUE(w.value()->Append(blobs_[i]).ok());
+      ASSERT_TRUE(w.value()->Commit().ok());
+    }
+    ASSERT_TRUE(s.Sync().ok());
+  }
+
+  // Counts blob_done callbacks; waits for a number of them.
+  struct Done {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::set<BlobDigest> blobs;
+    bool WaitFor(size_t n, std::chrono::seconds limit) {
+      std::unique_lock lock(mu);
+      return cv.wait_for(lock, limit, [&] { return blobs.size() >= n; });
+    }
+  };
+  DataPlaneCallbacks Callbacks(Done& done) {
+    DataPlaneCallbacks cb;
+    cb.blob_done = [&done](const std::string&, const BlobDigest& d) {
+      std::lock_guard lock(done.mu);
+      done.blobs.insert(d);
+      done.cv.notify_all();
+    };
+    return cb;
+  }
+
+  void ExpectHoldsEveryBlob(store::BlobStore& s) {
+    for (size_t i = 0; i < blobs_.size(); ++i) {
+      std::vector<uint8_t> got;
+      auto st = s.Read(specs_[i].digest, 0, specs_[i].size, [&](std::span<const uint8_t> b) {
+        got.insert(got.end(), b.begin(), b.end());
+        return OkStatus();
+      });
+      ASSERT_TRUE(st.ok()) << st.error().message;
+      EXPECT_EQ(got, blobs_[i]) << "blob " << i;
+    }
+  }
+
+  std::string dir_;
+  std::vector<std::vector<uint8_t>> blobs_;
+  std::vector<BlobSpec> specs_;
+  TorrentLayout layout_;
+};
+
+TEST_F(DataPlaneTest, LayoutLeavesOutEmptyAndRepeatedBlobs) {
+  auto specs = specs_;
+  specs.insert(specs.begin() + 1, BlobSpec{DigestOf({}), 0, "x"});
+  specs.push_back(specs_[0]);
+  auto l = TorrentLayout::Make(specs, kMiB);
+  ASSERT_EQ(l.blobs.size(), 3u);
+  EXPECT_EQ(l.first_piece, (std::vector<uint32_t>{0, 3, 4}));
+  EXPECT_EQ(l.num_pieces, 5u);
+  EXPECT_EQ(l.total_bytes, specs_[0].size + specs_[1].size + specs_[2].size);
+  EXPECT_EQ(l.blob_of_piece(0), 0u);
+  EXPECT_EQ(l.blob_of_piece(2), 0u);
+  EXPECT_EQ(l.blob_of_piece(3), 1u);
+  EXPECT_EQ(l.blob_of_piece(4), 2u);
+}
+
+TEST_F(DataPlaneTest, TorrentInfoIsDeterministicAndCheckedAgainstTheLayout) {
+  auto a = OpenStore("a");
+  Fill(*a);
+  auto info = BuildTorrentInfo(*a, layout_, "");
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  auto again = BuildTorrentInfo(*a, layout_, "");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(info.value(), again.value());
+  EXPECT_TRUE(CheckTorrentInfo(info.value(), layout_, "").ok());
+  // Another TLS root, another blob size, a missing piece hash, garbage: all refused.
+  EXPECT_FALSE(CheckTorrentInfo(info.value(), layout_, "-----BEGIN CERTIFICATE-----").ok());
+  auto specs = specs_;
+  specs[2].size += 1;
+  EXPECT_FALSE(CheckTorrentInfo(info.value(), TorrentLayout::Make(specs, kMiB), "").ok());
+  std::string shorter = info.value();
+  auto at = shorter.find("6:pieces");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_FALSE(CheckTorrentInfo(shorter.replace(at, 11, "6:pieces80:"), layout_, "").ok());
+  EXPECT_FALSE(CheckTorrentInfo("not bencode", layout_, "").ok());
+}
+
+TEST_F(DataPlaneTest, ReleaseMovesBetweenTwoStoresOverPlainTcp) {
+  auto a = OpenStore("a");
+  auto b = OpenStore("b");
+  Fill(*a);
+  auto info = BuildTorrentInfo(*a, layout_, "");
+  ASSERT_TRUE(info.ok());
+  Done done_a, done_b;
+  DataPlaneOptions o;
+  o.listen_host = "127.0.0.1";
+  o.tls = false;
+  auto seed = DataPlane::Start(*a, o, Callbacks(done_a), Log());
+  ASSERT_TRUE(seed.ok()) << seed.error().message;
+  auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
+  ASSERT_TRUE(leech.ok()) << leech.error().message;
+  ASSERT_TRUE(seed.value()->Add("r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(leech.value()->Add("r@1", layout_, info.value()).ok());
+  leech.value()->SetPeers({"127.0.0.1:" + std::to_string(seed.value()->port())});
+  ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
+  auto t = leech.value()->Transfers();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_TRUE(t[0].complete);
+  EXPECT_EQ(t[0].bytes_have, layout_.total_bytes);
+  seed.value()->Stop();
+  leech.value()->Stop();
+  ExpectHoldsEveryBlob(*b);
+}
+
+TEST_F(DataPlaneTest, ReleaseMovesOverMutualTlsAndAForeignCertificateGetsNothing) {
+  auto ca = InitCa(dir_ + "/ca", "test");
+  ASSERT_TRUE(ca.ok());
+  auto n1 = IssueNodeCertificate(dir_ + "/ca", "node-1", dir_ + "/n1");
+  auto n2 = IssueNodeCertificate(dir_ + "/ca", "node-2", dir_ + "/n2");
+  ASSERT_TRUE(InitCa(dir_ + "/rogue-ca", "rogue").ok());
+  auto rogue = IssueNodeCertificate(dir_ + "/rogue-ca", "node-3", dir_ + "/n3");
+  ASSERT_TRUE(n1.ok() && n2.ok() && rogue.ok());
+  auto a = OpenStore("a");
+  auto b = OpenStore("b");
+  auto c = OpenStore("c");
+  Fill(*a);
+  Done done_a, done_b, done_c;
+  DataPlaneOptions o;
+  o.listen_host = "127.0.0.1";
+  o.tls = true;
+  o.tls_files = {n1->ca_cert, n1->cert, n1->key};
+  auto seed = DataPlane::Start(*a, o, Callbacks(done_a), Log());
+  ASSERT_TRUE(seed.ok()) << seed.error().message;
+  auto info = BuildTorrentInfo(*a, layout_, seed.value()->tls_root_pem());
+  ASSERT_TRUE(info.ok());
+  ASSERT_TRUE(seed.value()->Add("r@1", layout_, info.value()).ok());
+  const std::string seed_addr = "127.0.0.1:" + std::to_string(seed.value()->port());
+
+  // A node of another cluster (its own CA): it may even hold the right torrent, it gets no byte.
+  o.tls_files = {rogue->ca_cert, rogue->cert, rogue->key};
+  auto outsider = DataPlane::Start(*c, o, Callbacks(done_c), Log());
+  ASSERT_TRUE(outsider.ok());
+  ASSERT_TRUE(outsider.value()->Add("r@1", layout_, info.value()).ok());
+  outsider.value()->SetPeers({seed_addr});
+
+  o.tls_files = {n2->ca_cert, n2->cert, n2->key};
+  auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
+  ASSERT_TRUE(leech.ok());
+  ASSERT_TRUE(leech.value()->Add("r@1", layout_, info.value()).ok());
+  leech.value()->SetPeers({seed_addr});
+  ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
+  leech.value()->Stop();
+  ExpectHoldsEveryBlob(*b);
+
+  auto t = outsider.value()->Transfers();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].bytes_have, 0u);
+  EXPECT_EQ(t[0].downloaded, 0u);
+  outsider.value()->Stop();
+  seed.value()->Stop();
+  for (const auto& s : specs_) {
+    auto held = c->HeldPieces(s.digest, s.size);
+    ASSERT_TRUE(held.ok());
+    for (bool h : held.value()) EXPECT_FALSE(h);
+  }
+}
+
+TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
+  auto a = OpenStore("a");
+  auto b = OpenStore("b");
+  auto c = OpenStore("c");
+  Fill(*a);
+  Fill(*c);
+  auto info = BuildTorrentInfo(*a, layout_, "");
+  ASSERT_TRUE(info.ok());
+  Done done_a, done_b, done_c;
+  DataPlaneOptions o;
+  o.listen_host = "127.0.0.1";
+  o.tls = false;
+  o.corrupt_uploads_for_test = true;
+  auto liar = DataPlane::Start(*a, o, Callbacks(done_a), Log());
+  ASSERT_TRUE(liar.ok());
+  o.corrupt_uploads_for_test = false;
+  auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
+  ASSERT_TRUE(leech.ok());
+  ASSERT_TRUE(liar.value()->Add("r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(leech.value()->Add("r@1", layout_, info.value()).ok());
+  leech.value()->SetPeers({"127.0.0.1:" + std::to_string(liar.value()->port())});
+  // Wait until the leech has received (and rejected) a piece from the liar.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (leech.value()->Transfers()[0].rejected_pieces == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a condition
+  }
+  ASSERT_GE(leech.value()->Transfers()[0].rejected_pieces, 1u);
+  EXPECT_EQ(leech.value()->Transfers()[0].bytes_have, 0u);
+  EXPECT_TRUE(done_b.blobs.empty());
+
+  // A healthy peer joins: everything arrives from it, and every byte verifies.
+  auto healthy = DataPlane::Start(*c, o, Callbacks(done_c), Log());
+  ASSERT_TRUE(healthy.ok());
+  ASSERT_TRUE(healthy.value()->Add("r@1", layout_, info.value()).ok());
+  leech.value()->SetPeers({"127.0.0.1:" + std::to_string(liar.value()->port()),
+                           "127.0.0.1:" + std::to_string(healthy.value()->port())});
+  ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
+  leech.value()->Stop();
+  liar.value()->Stop();
+  healthy.value()->Stop();
+  ExpectHoldsEveryBlob(*b);
+}
+
+}  // namespace
+}  // namespace gapsync::transport

@@ -1,0 +1,866 @@
+#include "transport/data_plane.h"
+
+#include <openssl/sha.h>
+#include <spdlog/spdlog.h>
+
+#include <libtorrent/add_torrent_params.hpp>
+#include <libtorrent/alert_types.hpp>
+#include <libtorrent/bdecode.hpp>
+#include <libtorrent/disk_buffer_holder.hpp>
+#include <libtorrent/disk_interface.hpp>
+#include <libtorrent/error_code.hpp>
+#include <libtorrent/hex.hpp>
+#include <libtorrent/ip_filter.hpp>
+#include <libtorrent/session.hpp>
+#include <libtorrent/session_params.hpp>
+#include <libtorrent/settings_pack.hpp>
+#include <libtorrent/storage_defs.hpp>
+#include <libtorrent/torrent_handle.hpp>
+#include <libtorrent/torrent_info.hpp>
+#include <libtorrent/torrent_status.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace gapsync::transport {
+namespace {
+
+// ---- bencoding (the info dictionary is built here byte for byte, so every node makes the same) ----
+
+void BString(std::string& out, std::string_view s) {
+  out += std::to_string(s.size());
+  out += ':';
+  out.append(s);
+}
+void BInt(std::string& out, uint64_t v) {
+  out += 'i';
+  out += std::to_string(v);
+  out += 'e';
+}
+
+// The info dictionary for `layout` with the given concatenated SHA-1 piece hashes.
+std::string EncodeInfo(const TorrentLayout& layout, std::string_view pieces, const std::string& ssl_ca_pem) {
+  std::string out = "d";
+  BString(out, "files");
+  out += 'l';
+  for (size_t i = 0; i < layout.blobs.size(); ++i) {
+    const auto& b = layout.blobs[i];
+    out += 'd';
+    BString(out, "length");
+    BInt(out, b.size);
+    BString(out, "path");
+    out += 'l';
+    BString(out, b.digest.hex());
+    out += "ee";
+    const uint64_t pad = uint64_t{layout.pieces_of(i)} * layout.piece_size - b.size;
+    if (i + 1 < layout.blobs.size() && pad > 0) {
+      out += 'd';
+      BString(out, "attr");
+      BString(out, "p");
+      BString(out, "length");
+      BInt(out, pad);
+      BString(out, "path");
+      out += 'l';
+      BString(out, ".pad");
+      BString(out, std::to_string(pad));
+      out += "ee";
+    }
+  }
+  out += 'e';
+  BString(out, "name");
+  BString(out, kDataPlaneName);
+  BString(out, "piece length");
+  BInt(out, layout.piece_size);
+  BString(out, "pieces");
+  BString(out, pieces);
+  if (!ssl_ca_pem.empty()) {
+    BString(out, "ssl-cert");
+    BString(out, ssl_ca_pem);
+  }
+  out += 'e';
+  return out;
+}
+
+lt::sha1_hash Sha1(const char* data, size_t n) {
+  lt::sha1_hash h;
+  SHA1(reinterpret_cast<const unsigned char*>(data), n, reinterpret_cast<unsigned char*>(h.data()));
+  return h;
+}
+
+lt::storage_error StorageError(const Error& e) {
+  lt::storage_error se;
+  int code = EIO;
+  if (e.code == Errc::kNoSpace) code = ENOSPC;
+  if (e.code == Errc::kCorrupt) code = EBADMSG;
+  se.ec = lt::error_code(code, lt::generic_category());
+  se.operation = lt::operation_t::file_write;
+  return se;
+}
+
+// One release torrent as the disk layer sees it.
+struct Entry {
+  std::string key;
+  TorrentLayout layout;
+  std::vector<lt::sha1_hash> piece_hashes;
+  lt::sha1_hash info_hash;
+  // Disk thread only:
+  std::vector<uint32_t> missing_per_blob;    // pieces each blob still lacks
+  std::vector<bool> blob_done;
+  bool failed = false;
+  // Any thread:
+  std::atomic<uint64_t> bytes_have{0};
+  std::atomic<uint64_t> uploaded{0};
+  std::atomic<uint64_t> downloaded{0};
+  std::atomic<uint64_t> rejected_pieces{0};
+  mutable std::mutex mu;
+  std::string error;  // guarded by mu
+  lt::torrent_handle handle;  // set once after add (network thread calls are thread-safe)
+
+  int piece_len(uint32_t piece) const {
+    if (piece + 1 < layout.num_pieces) return static_cast<int>(layout.piece_size);
+    // the last piece has no pad after it
+    const size_t b = layout.blob_of_piece(piece);
+    return static_cast<int>(layout.blobs[b].size - uint64_t{piece - layout.first_piece[b]} * layout.piece_size);
+  }
+  // Bytes of blob data (not padding) in a piece.
+  uint32_t data_len(uint32_t piece) const {
+    const size_t b = layout.blob_of_piece(piece);
+    const uint64_t begin = uint64_t{piece - layout.first_piece[b]} * layout.piece_size;
+    return static_cast<uint32_t>(std::min<uint64_t>(layout.piece_size, layout.blobs[b].size - begin));
+  }
+};
+
+// The state shared by the disk I/O object (constructed by libtorrent) and the DataPlane.
+struct Shared {
+  store::BlobStore* store = nullptr;
+  std::shared_ptr<spdlog::logger> log;
+  DataPlaneCallbacks callbacks;
+  bool corrupt_uploads = false;
+  int sync_interval_ms = 1000;
+  std::mutex mu;
+  std::map<lt::sha1_hash, std::shared_ptr<Entry>> by_info_hash;  // registered before add_torrent
+};
+
+class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator_interface {
+ public:
+  StoreDiskIo(lt::io_context& ioc, std::shared_ptr<Shared> shared) : ioc_(ioc), shared_(std::move(shared)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~StoreDiskIo() override { abort(true); }
+
+  lt::storage_holder new_torrent(lt::storage_params const& p, std::shared_ptr<void> const&) override {
+    std::shared_ptr<Entry> e;
+    {
+      std::lock_guard lock(shared_->mu);
+      auto it = shared_->by_info_hash.find(p.info_hash);
+      if (it != shared_->by_info_hash.end()) e = it->second;
+    }
+    std::lock_guard lock(mu_);
+    lt::storage_index_t idx{static_cast<std::uint32_t>(storages_.size())};
+    if (!free_.empty()) {
+      idx = free_.back();
+      free_.pop_back();
+      storages_[static_cast<size_t>(static_cast<std::uint32_t>(idx))] = e;
+    } else {
+      storages_.push_back(e);
+    }
+    return lt::storage_holder(idx, *this);
+  }
+
+  void remove_torrent(lt::storage_index_t idx) override {
+    std::lock_guard lock(mu_);
+    auto& slot = storages_[static_cast<size_t>(static_cast<std::uint32_t>(idx))];
+    if (slot) {
+      for (auto it = writing_.begin(); it != writing_.end();) {
+        it = it->first.first == slot.get() ? writing_.erase(it) : std::next(it);
+      }
+    }
+    slot.reset();
+    free_.push_back(idx);
+  }
+
+  void async_read(lt::storage_index_t storage, lt::peer_request const& r,
+                  std::function<void(lt::disk_buffer_holder, lt::storage_error const&)> handler,
+                  lt::disk_job_flags_t) override {
+    auto e = Get(storage);
+    Submit([this, e, r, handler = std::move(handler)]() mutable {
+      lt::storage_error se;
+      char* buf = nullptr;
+      if (!e) {
+        se.ec = lt::error_code(ENOENT, lt::generic_category());
+        se.operation = lt::operation_t::file_read;
+      } else {
+        auto got = ReadBlock(*e, r, buf);
+        if (!got.ok()) {
+          se = StorageError(got.error());
+          se.operation = lt::operation_t::file_read;
+          shared_->log->error("data plane: release {}: reading piece {}: {}", e->key,
+                              static_cast<int>(r.piece), got.error().message);
+        } else {
+          e->uploaded += static_cast<uint64_t>(r.length);
+        }
+      }
+      const int len = buf ? r.length : 0;
+      lt::post(ioc_, [this, buf, len, se, handler = std::move(handler)]() mutable {
+        handler(lt::disk_buffer_holder(*this, buf, len), se);
+      });
+    });
+  }
+
+  bool async_write(lt::storage_index_t storage, lt::peer_request const& r, char const* buf,
+                   std::shared_ptr<lt::disk_observer>, std::function<void(lt::storage_error const&)> handler,
+                   lt::disk_job_flags_t) override {
+    auto e = Get(storage);
+    lt::storage_error se;
+    if (e && r.piece >= lt::piece_index_t{0} && static_cast<uint32_t>(static_cast<int>(r.piece)) < e->layout.num_pieces) {
+      const uint32_t piece = static_cast<uint32_t>(static_cast<int>(r.piece));
+      const int plen = e->piece_len(piece);
+      if (r.start >= 0 && r.length >= 0 && r.start + r.length <= plen) {
+        std::lock_guard lock(mu_);
+        auto& data = writing_[{e.get(), piece}];
+        if (data.empty()) data.assign(static_cast<size_t>(plen), 0);  // pad blocks stay zero
+        std::memcpy(data.data() + r.start, buf, static_cast<size_t>(r.length));
+        e->downloaded += static_cast<uint64_t>(r.length);
+      }
+    }
+    lt::post(ioc_, [se, handler = std::move(handler)] { handler(se); });
+    return false;
+  }
+
+  void async_hash(lt::storage_index_t storage, lt::piece_index_t piece, lt::span<lt::sha256_hash>,
+                  lt::disk_job_flags_t,
+                  std::function<void(lt::piece_index_t, lt::sha1_hash const&, lt::storage_error const&)> handler) override {
+    auto e = Get(storage);
+    Submit([this, e, piece, handler = std::move(handler)]() mutable {
+      lt::storage_error se;
+      lt::sha1_hash hash;
+      if (e) HashAndStore(*e, static_cast<uint32_t>(static_cast<int>(piece)), hash, se);
+      lt::post(ioc_, [piece, hash, se, handler = std::move(handler)] { handler(piece, hash, se); });
+    });
+  }
+
+  void async_hash2(lt::storage_index_t, lt::piece_index_t piece, int, lt::disk_job_flags_t,
+                   std::function<void(lt::piece_index_t, lt::sha256_hash const&, lt::storage_error const&)> handler) override {
+    lt::storage_error se;  // v1 torrents only: never asked
+    se.ec = lt::error_code(ENOTSUP, lt::generic_category());
+    lt::post(ioc_, [piece, se, handler = std::move(handler)] { handler(piece, lt::sha256_hash(), se); });
+  }
+
+  void async_move_storage(lt::storage_index_t, std::string p, lt::move_flags_t,
+                          std::function<void(lt::status_t, std::string const&, lt::storage_error const&)> handler) override {
+    lt::storage_error se;
+    se.ec = lt::error_code(ENOTSUP, lt::generic_category());
+    lt::post(ioc_, [p, se, handler = std::move(handler)] { handler(lt::status_t::fatal_disk_error, p, se); });
+  }
+
+  void async_release_files(lt::storage_index_t, std::function<void()> handler) override {
+    Submit([this, handler = std::move(handler)]() mutable {
+      SyncNow();
+      if (handler) lt::post(ioc_, std::move(handler));
+    });
+  }
+
+  void async_check_files(lt::storage_index_t, lt::add_torrent_params const*, lt::aux::vector<std::string, lt::file_index_t>,
+                         std::function<void(lt::status_t, lt::storage_error const&)> handler) override {
+    // have_pieces in add_torrent_params comes from the store itself: nothing to check.
+    lt::post(ioc_, [handler = std::move(handler)] { handler(lt::status_t::no_error, lt::storage_error()); });
+  }
+
+  void async_stop_torrent(lt::storage_index_t, std::function<void()> handler) override {
+    Submit([this, handler = std::move(handler)]() mutable {
+      SyncNow();
+      if (handler) lt::post(ioc_, std::move(handler));
+    });
+  }
+
+  void async_rename_file(lt::storage_index_t, lt::file_index_t idx, std::string name,
+                         std::function<void(std::string const&, lt::file_index_t, lt::storage_error const&)> handler) override {
+    lt::post(ioc_, [idx, name, handler = std::move(handler)] { handler(name, idx, lt::storage_error()); });
+  }
+
+  void async_delete_files(lt::storage_index_t, lt::remove_flags_t,
+                          std::function<void(lt::storage_error const&)> handler) override {
+    lt::post(ioc_, [handler = std::move(handler)] { handler(lt::storage_error()); });
+  }
+
+  void async_set_file_priority(lt::storage_index_t, lt::aux::vector<lt::download_priority_t, lt::file_index_t> prio,
+                               std::function<void(lt::storage_error const&, lt::aux::vector<lt::download_priority_t, lt::file_index_t>)> handler) override {
+    lt::post(ioc_, [prio = std::move(prio), handler = std::move(handler)]() mutable { handler(lt::storage_error(), std::move(prio)); });
+  }
+
+  void async_clear_piece(lt::storage_index_t storage, lt::piece_index_t index,
+                         std::function<void(lt::piece_index_t)> handler) override {
+    auto e = Get(storage);
+    if (e) {
+      std::lock_guard lock(mu_);
+      writing_.erase({e.get(), static_cast<uint32_t>(static_cast<int>(index))});
+    }
+    lt::post(ioc_, [index, handler = std::move(handler)] { handler(index); });
+  }
+
+  void update_stats_counters(lt::counters&) const override {}
+  std::vector<lt::open_file_state> get_status(lt::storage_index_t) const override { return {}; }
+
+  void abort(bool) override {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    SyncNow();
+  }
+
+  void submit_jobs() override {}
+  void settings_updated() override {}
+
+  void free_disk_buffer(char* buf) override { delete[] buf; }
+
+ private:
+  std::shared_ptr<Entry> Get(lt::storage_index_t idx) {
+    std::lock_guard lock(mu_);
+    const auto i = static_cast<size_t>(static_cast<std::uint32_t>(idx));
+    return i < storages_.size() ? storages_[i] : nullptr;
+  }
+
+  void Submit(std::function<void()> job) {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+  void Loop() {
+    auto last_sync = std::chrono::steady_clock::now();
+    const auto interval = std::chrono::milliseconds(shared_->sync_interval_ms);
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, interval, [this] { return stop_ || !jobs_.empty(); });
+        if (stop_ && jobs_.empty()) return;
+        if (!jobs_.empty()) {
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+      }
+      if (job) job();
+      if (dirty_ && std::chrono::steady_clock::now() - last_sync >= interval) {
+        SyncNow();
+        last_sync = std::chrono::steady_clock::now();
+      }
+    }
+  }
+
+  // Disk thread (or after it stopped). A failure (disk full) stops every transfer still
+  // receiving: what it got since the last Sync may not be durable.
+  void SyncNow() {
+    if (!dirty_) return;
+    auto st = shared_->store->Sync();
+    if (!st.ok()) {
+      std::vector<std::shared_ptr<Entry>> entries;
+      {
+        std::lock_guard lock(mu_);
+        for (auto& e : storages_) {
+          if (e) entries.push_back(e);
+        }
+      }
+      for (auto& e : entries) {
+        if (std::find(e->blob_done.begin(), e->blob_done.end(), false) != e->blob_done.end()) {
+          Fail(*e, "making received pieces durable: " + st.error().message);
+        }
+      }
+      return;
+    }
+    dirty_ = false;
+  }
+
+  // Disk thread: one block of a piece for upload, from a small cache of whole pieces.
+  Status ReadBlock(Entry& e, const lt::peer_request& r, char*& out) {
+    const auto piece = static_cast<uint32_t>(static_cast<int>(r.piece));
+    if (piece >= e.layout.num_pieces || r.start < 0 || r.length <= 0 || r.start + r.length > e.piece_len(piece)) {
+      return MakeError(Errc::kInvalidArgument, "request outside the torrent");
+    }
+    const std::vector<uint8_t>* data = nullptr;
+    for (auto& c : cache_) {
+      if (c.entry == &e && c.piece == piece) data = &c.bytes;
+    }
+    if (data == nullptr) {
+      const size_t b = e.layout.blob_of_piece(piece);
+      CachedPiece c{&e, piece, {}};
+      GS_RETURN_IF_ERROR(shared_->store->ReadPiece(e.layout.blobs[b].digest, piece - e.layout.first_piece[b], c.bytes));
+      c.bytes.resize(static_cast<size_t>(e.piece_len(piece)), 0);  // pad
+      if (cache_.size() >= kCachePieces) cache_.pop_front();
+      cache_.push_back(std::move(c));
+      data = &cache_.back().bytes;
+    }
+    out = new char[static_cast<size_t>(r.length)];
+    std::memcpy(out, data->data() + r.start, static_cast<size_t>(r.length));
+    if (shared_->corrupt_uploads) out[r.length / 2] ^= 0x5a;  // test hook: a lying peer
+    return OkStatus();
+  }
+
+  // Disk thread: hashes a received piece; when it matches the torrent's hash, stores it as its
+  // blob's chunk, and completes the blob once every piece is there.
+  void HashAndStore(Entry& e, uint32_t piece, lt::sha1_hash& hash, lt::storage_error& se) {
+    if (piece >= e.layout.num_pieces) {
+      se.ec = lt::error_code(EINVAL, lt::generic_category());
+      return;
+    }
+    std::vector<char> data;
+    {
+      std::lock_guard lock(mu_);
+      auto it = writing_.find({&e, piece});
+      if (it != writing_.end()) {
+        data = std::move(it->second);
+        writing_.erase(it);
+      }
+    }
+    const size_t b = e.layout.blob_of_piece(piece);
+    const auto& blob = e.layout.blobs[b];
+    const uint32_t chunk = piece - e.layout.first_piece[b];
+    if (data.empty()) {  // not received: a piece we hold (libtorrent re-checking it)
+      std::vector<uint8_t> held;
+      auto st = shared_->store->ReadPiece(blob.digest, chunk, held);
+      if (!st.ok()) {
+        se = StorageError(st.error());
+        se.operation = lt::operation_t::file_read;
+        return;
+      }
+      held.resize(static_cast<size_t>(e.piece_len(piece)), 0);
+      hash = Sha1(reinterpret_cast<const char*>(held.data()), held.size());
+      return;
+    }
+    hash = Sha1(data.data(), data.size());
+    if (hash != e.piece_hashes[piece]) {  // libtorrent rejects it too, and bans the sender
+      e.rejected_pieces++;
+      return;
+    }
+    if (e.failed) {  // nothing more is stored for it: libtorrent stops the torrent on this error
+      se.ec = lt::error_code(EIO, lt::generic_category());
+      se.operation = lt::operation_t::file_write;
+      return;
+    }
+    auto st = shared_->store->PutPiece(blob.digest, blob.size, blob.media_type, chunk,
+                                       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), e.data_len(piece)));
+    if (!st.ok()) {
+      se = StorageError(st.error());
+      Fail(e, "storing piece " + std::to_string(piece) + " (blob " + blob.digest.str() + "): " + st.error().message);
+      return;
+    }
+    dirty_ = true;
+    e.bytes_have += e.data_len(piece);
+    if (e.blob_done[b] || --e.missing_per_blob[b] > 0) return;
+    st = shared_->store->CompletePieces(blob.digest);
+    if (st.ok()) st = shared_->store->Sync();
+    if (!st.ok()) {
+      se = StorageError(st.error());
+      Fail(e, st.error().message);
+      return;
+    }
+    dirty_ = false;
+    e.blob_done[b] = true;
+    if (shared_->callbacks.blob_done) shared_->callbacks.blob_done(e.key, blob.digest);
+  }
+
+  void Fail(Entry& e, const std::string& why) {
+    {
+      std::lock_guard lock(e.mu);
+      if (!e.error.empty()) return;
+      e.error = why;
+    }
+    e.failed = true;
+    shared_->log->error("data plane: release {}: {}", e.key, why);
+    if (shared_->callbacks.failed) shared_->callbacks.failed(e.key, why);
+  }
+
+  struct CachedPiece {
+    const Entry* entry;
+    uint32_t piece;
+    std::vector<uint8_t> bytes;
+  };
+  static constexpr size_t kCachePieces = 8;
+
+  lt::io_context& ioc_;
+  std::shared_ptr<Shared> shared_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;           // mu_
+  bool stop_ = false;                                // mu_
+  std::vector<std::shared_ptr<Entry>> storages_;     // mu_
+  std::vector<lt::storage_index_t> free_;            // mu_
+  std::map<std::pair<const Entry*, uint32_t>, std::vector<char>> writing_;  // mu_: pieces being received
+  std::deque<CachedPiece> cache_;                    // disk thread
+  bool dirty_ = false;                               // disk thread: pieces stored since the last Sync
+  std::thread thread_;
+};
+
+class DataPlaneImpl final : public DataPlane {
+ public:
+  DataPlaneImpl(store::BlobStore& store, DataPlaneOptions o, DataPlaneCallbacks cb, std::shared_ptr<spdlog::logger> log)
+      : store_(store), o_(std::move(o)), log_(std::move(log)) {
+    shared_ = std::make_shared<Shared>();
+    shared_->store = &store_;
+    shared_->log = log_;
+    shared_->callbacks = std::move(cb);
+    shared_->corrupt_uploads = o_.corrupt_uploads_for_test;
+    shared_->sync_interval_ms = o_.sync_interval_ms;
+  }
+
+  ~DataPlaneImpl() override { Stop(); }
+
+  Status Init() {
+    if (o_.tls) {
+      std::ifstream in(o_.tls_files.ca);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      ca_pem_ = ss.str();
+      if (!in || ca_pem_.empty()) return MakeError(Errc::kNotFound, o_.tls_files.ca + ": cannot read the cluster CA certificate");
+    }
+    lt::settings_pack s;
+    const std::string iface = o_.listen_host + ":" + std::to_string(o_.listen_port) + (o_.tls ? "s" : "");
+    s.set_str(lt::settings_pack::listen_interfaces, iface);
+    s.set_str(lt::settings_pack::outgoing_interfaces, "");
+    s.set_int(lt::settings_pack::alert_mask, static_cast<int>(static_cast<std::uint32_t>(
+        lt::alert_category::error | lt::alert_category::peer | lt::alert_category::status | lt::alert_category::storage)));
+    s.set_bool(lt::settings_pack::enable_dht, false);
+    s.set_bool(lt::settings_pack::enable_lsd, false);
+    s.set_bool(lt::settings_pack::enable_upnp, false);
+    s.set_bool(lt::settings_pack::enable_natpmp, false);
+    s.set_bool(lt::settings_pack::enable_outgoing_utp, false);
+    s.set_bool(lt::settings_pack::enable_incoming_utp, false);
+    s.set_bool(lt::settings_pack::enable_outgoing_tcp, true);
+    s.set_bool(lt::settings_pack::enable_incoming_tcp, true);
+    s.set_bool(lt::settings_pack::allow_multiple_connections_per_ip, true);
+    s.set_int(lt::settings_pack::in_enc_policy, lt::settings_pack::pe_disabled);
+    s.set_int(lt::settings_pack::out_enc_policy, lt::settings_pack::pe_disabled);
+    // A cluster, not a public swarm: every peer unchoked, no tit-for-tat.
+    s.set_int(lt::settings_pack::choking_algorithm, lt::settings_pack::fixed_slots_choker);
+    s.set_int(lt::settings_pack::unchoke_slots_limit, -1);
+    s.set_int(lt::settings_pack::active_downloads, -1);
+    s.set_int(lt::settings_pack::active_seeds, -1);
+    s.set_int(lt::settings_pack::active_limit, -1);
+    s.set_bool(lt::settings_pack::smooth_connects, false);
+    s.set_str(lt::settings_pack::user_agent, "gapsync");
+    s.set_str(lt::settings_pack::peer_fingerprint, "-GS0001-");
+    // No extensions: peers come from the control plane (no ut_pex), torrents from it too (no
+    // ut_metadata), and a failed piece is never kept to be re-read (no smart_ban).
+    lt::session_params params(std::move(s), {});
+    auto shared = shared_;
+    params.disk_io_constructor = [shared](lt::io_context& ioc, lt::settings_interface const&, lt::counters&) {
+      return std::unique_ptr<lt::disk_interface>(new StoreDiskIo(ioc, shared));
+    };
+    try {
+      session_ = std::make_unique<lt::session>(std::move(params));
+    } catch (const std::exception& ex) {
+      return MakeError(Errc::kIo, std::string("data plane: ") + ex.what());
+    }
+    // Wait for the listen socket (or its failure) so that port() is right and errors show now.
+    for (int i = 0; i < 100 && port_ == 0; ++i) {
+      if (!session_->wait_for_alert(lt::milliseconds(100))) continue;
+      std::vector<lt::alert*> alerts;
+      session_->pop_alerts(&alerts);
+      for (auto* a : alerts) {
+        if (auto* ok = lt::alert_cast<lt::listen_succeeded_alert>(a)) port_ = static_cast<uint16_t>(ok->port);
+        if (auto* bad = lt::alert_cast<lt::listen_failed_alert>(a)) {
+          return MakeError(Errc::kIo, "data plane: cannot listen on " + iface + ": " + bad->error.message());
+        }
+      }
+    }
+    if (port_ == 0) return MakeError(Errc::kIo, "data plane: no listen socket on " + iface);
+    alert_thread_ = std::thread([this] { AlertLoop(); });
+    log_->info("data plane: BitTorrent on {}:{} ({})", o_.listen_host, port_,
+               o_.tls ? "TLS, cluster CA only" : "plain TCP, no TLS");
+    return OkStatus();
+  }
+
+  uint16_t port() const override { return port_; }
+  const std::string& tls_root_pem() const override { return ca_pem_; }
+
+  Status Add(const std::string& key, const TorrentLayout& layout, const std::string& info) override {
+    if (layout.num_pieces == 0) return MakeError(Errc::kInvalidArgument, "release " + key + " has no bytes to transfer");
+    std::string file = "d4:info" + info + "e";
+    lt::error_code ec;
+    auto ti = std::make_shared<lt::torrent_info>(lt::span<char const>(file.data(), static_cast<std::ptrdiff_t>(file.size())), ec, lt::from_span);
+    if (ec) return MakeError(Errc::kCorrupt, "release " + key + ": torrent info does not parse: " + ec.message());
+    if (ti->num_pieces() != static_cast<int>(layout.num_pieces)) {
+      return MakeError(Errc::kCorrupt, "release " + key + ": torrent has " + std::to_string(ti->num_pieces()) +
+                                           " pieces, its blobs need " + std::to_string(layout.num_pieces));
+    }
+    auto e = std::make_shared<Entry>();
+    e->key = key;
+    e->layout = layout;
+    e->info_hash = ti->info_hashes().v1;
+    for (int p = 0; p < ti->num_pieces(); ++p) e->piece_hashes.push_back(ti->hash_for_piece(lt::piece_index_t{p}));
+    lt::add_torrent_params atp;
+    atp.ti = ti;
+    atp.save_path = ".";  // unused: every byte goes through the store
+    atp.flags = lt::torrent_flags::update_subscribe | lt::torrent_flags::apply_ip_filter;
+    atp.have_pieces.resize(static_cast<int>(layout.num_pieces), false);
+    e->missing_per_blob.resize(layout.blobs.size(), 0);
+    e->blob_done.resize(layout.blobs.size(), false);
+    for (size_t b = 0; b < layout.blobs.size(); ++b) {
+      const auto& blob = layout.blobs[b];
+      GS_ASSIGN_OR_RETURN(auto held, store_.HeldPieces(blob.digest, blob.size));
+      GS_ASSIGN_OR_RETURN(auto stat, store_.Stat(blob.digest));
+      e->blob_done[b] = stat.has_value();
+      for (uint32_t c = 0; c < held.size(); ++c) {
+        const uint32_t piece = layout.first_piece[b] + c;
+        if (held[c]) {
+          atp.have_pieces.set_bit(lt::piece_index_t{static_cast<int>(piece)});
+          e->bytes_have += e->data_len(piece);
+        } else {
+          e->missing_per_blob[b]++;
+        }
+      }
+      if (!e->blob_done[b] && e->missing_per_blob[b] == 0) {
+        // every piece held but never completed (stopped right before): complete it now
+        auto st = store_.CompletePieces(blob.digest);
+        if (st.ok()) st = store_.Sync();
+        if (!st.ok()) return st;
+        e->blob_done[b] = true;
+        if (shared_->callbacks.blob_done) shared_->callbacks.blob_done(key, blob.digest);
+      }
+    }
+    {
+      std::lock_guard lock(shared_->mu);
+      shared_->by_info_hash[e->info_hash] = e;
+    }
+    lt::torrent_handle h;
+    try {
+      h = session_->add_torrent(std::move(atp));
+    } catch (const std::exception& ex) {
+      return MakeError(Errc::kInternal, "release " + key + ": " + ex.what());
+    }
+    e->handle = h;
+    if (o_.tls) h.set_ssl_certificate(o_.tls_files.cert, o_.tls_files.key, "");
+    std::vector<std::string> peers;
+    {
+      std::lock_guard lock(mu_);
+      entries_[key] = e;
+      peers = peers_;
+    }
+    Connect(*e, peers);
+    log_->info("data plane: release {}: {} blobs, {} pieces, {} of {} bytes held", key, layout.blobs.size(),
+               layout.num_pieces, e->bytes_have.load(), layout.total_bytes);
+    return OkStatus();
+  }
+
+  bool Has(const std::string& key) const override {
+    std::lock_guard lock(mu_);
+    return entries_.count(key) > 0;
+  }
+
+  void SetPeers(const std::vector<std::string>& peers) override {
+    std::vector<std::shared_ptr<Entry>> entries;
+    {
+      std::lock_guard lock(mu_);
+      peers_ = peers;
+      for (auto& [k, e] : entries_) entries.push_back(e);
+      if (!o_.tls) UpdateIpFilter();
+    }
+    for (auto& e : entries) Connect(*e, peers);
+  }
+
+  std::vector<TransferState> Transfers() const override {
+    std::vector<std::shared_ptr<Entry>> entries;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [k, e] : entries_) entries.push_back(e);
+    }
+    std::vector<TransferState> out;
+    for (auto& e : entries) {
+      TransferState t;
+      t.key = e->key;
+      t.info_hash = lt::aux::to_hex(e->info_hash);
+      t.bytes_total = e->layout.total_bytes;
+      t.bytes_have = std::min(e->bytes_have.load(), t.bytes_total);
+      t.uploaded = e->uploaded;
+      t.downloaded = e->downloaded;
+      t.rejected_pieces = e->rejected_pieces;
+      {
+        std::lock_guard lock(e->mu);
+        t.error = e->error;
+      }
+      if (e->handle.is_valid()) {
+        auto st = e->handle.status(lt::torrent_handle::query_accurate_download_counters);
+        t.download_rate = st.download_payload_rate;
+        t.upload_rate = st.upload_payload_rate;
+        t.peers = st.num_peers;
+        if (t.error.empty() && st.errc) t.error = st.errc.message();
+      }
+      t.complete = t.bytes_have == t.bytes_total;
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  void Stop() override {
+    if (!session_) return;
+    stopping_ = true;
+    if (alert_thread_.joinable()) alert_thread_.join();
+    {
+      // Destroying the session (proxy) stops libtorrent's threads and our disk I/O, which syncs
+      // what it received.
+      auto proxy = session_->abort();
+      session_.reset();
+    }
+    log_->info("data plane: stopped");
+  }
+
+ private:
+  void Connect(Entry& e, const std::vector<std::string>& peers) {
+    if (!e.handle.is_valid()) return;
+    for (const auto& p : peers) {
+      auto colon = p.rfind(':');
+      if (colon == std::string::npos) continue;
+      lt::error_code ec;
+      auto addr = lt::make_address_v4(p.substr(0, colon), ec);
+      if (ec) continue;
+      e.handle.connect_peer(lt::tcp::endpoint(addr, static_cast<uint16_t>(std::stoi(p.substr(colon + 1)))));
+    }
+  }
+
+  // Plain TCP (benchmarks): accept only the members' addresses (and loopback for tests).
+  void UpdateIpFilter() {
+    lt::ip_filter f;
+    f.add_rule(lt::make_address_v4("0.0.0.0"), lt::make_address_v4("255.255.255.255"), lt::ip_filter::blocked);
+    f.add_rule(lt::make_address_v4("127.0.0.0"), lt::make_address_v4("127.255.255.255"), 0);
+    for (const auto& p : peers_) {
+      lt::error_code ec;
+      auto addr = lt::make_address_v4(p.substr(0, p.rfind(':')), ec);
+      if (!ec) f.add_rule(addr, addr, 0);
+    }
+    session_->set_ip_filter(f);
+  }
+
+  std::string KeyOf(const lt::torrent_handle& h) {
+    std::lock_guard lock(mu_);
+    for (auto& [k, e] : entries_) {
+      if (e->handle == h) return k;
+    }
+    return "?";
+  }
+
+  void AlertLoop() {
+    while (!stopping_) {
+      if (!session_->wait_for_alert(lt::milliseconds(200))) continue;
+      std::vector<lt::alert*> alerts;
+      session_->pop_alerts(&alerts);
+      for (auto* a : alerts) {
+        if (auto* ban = lt::alert_cast<lt::peer_ban_alert>(a)) {
+          log_->warn("data plane: release {}: banned peer {}: it sent pieces that fail their hash check",
+                     KeyOf(ban->handle), ban->endpoint.address().to_string());
+        } else if (auto* hf = lt::alert_cast<lt::hash_failed_alert>(a)) {
+          log_->warn("data plane: release {}: piece {} failed its hash check (discarded)", KeyOf(hf->handle),
+                     static_cast<int>(hf->piece_index));
+        } else if (auto* fe = lt::alert_cast<lt::file_error_alert>(a)) {
+          log_->error("data plane: release {}: {}", KeyOf(fe->handle), fe->error.message());
+        } else if (auto* te = lt::alert_cast<lt::torrent_error_alert>(a)) {
+          if (std::string(te->filename()).empty()) continue;  // no DH file: not needed (ECDHE)
+          log_->error("data plane: release {}: {} ({})", KeyOf(te->handle), te->error.message(), te->filename());
+        } else if (auto* pe = lt::alert_cast<lt::peer_error_alert>(a)) {
+          log_->debug("data plane: peer {}: {}", pe->endpoint.address().to_string(), pe->error.message());
+        } else if (auto* ie = lt::alert_cast<lt::incoming_connection_alert>(a)) {
+          log_->debug("data plane: incoming connection from {}", ie->endpoint.address().to_string());
+        } else if (auto* tf = lt::alert_cast<lt::torrent_finished_alert>(a)) {
+          log_->info("data plane: release {}: every piece received", KeyOf(tf->handle));
+        }
+      }
+    }
+  }
+
+  store::BlobStore& store_;
+  DataPlaneOptions o_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::shared_ptr<Shared> shared_;
+  std::string ca_pem_;
+  std::unique_ptr<lt::session> session_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread alert_thread_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Entry>> entries_;  // mu_
+  std::vector<std::string> peers_;                         // mu_
+};
+
+}  // namespace
+
+TorrentLayout TorrentLayout::Make(const std::vector<BlobSpec>& blobs, uint32_t piece_size) {
+  TorrentLayout l;
+  l.piece_size = piece_size;
+  std::set<BlobDigest> seen;
+  for (const auto& b : blobs) {
+    if (b.size == 0 || !seen.insert(b.digest).second) continue;
+    l.blobs.push_back(b);
+    l.first_piece.push_back(l.num_pieces);
+    l.num_pieces += static_cast<uint32_t>((b.size + piece_size - 1) / piece_size);
+    l.total_bytes += b.size;
+  }
+  return l;
+}
+
+uint32_t TorrentLayout::pieces_of(size_t blob) const {
+  return static_cast<uint32_t>((blobs[blob].size + piece_size - 1) / piece_size);
+}
+
+size_t TorrentLayout::blob_of_piece(uint32_t piece) const {
+  auto it = std::upper_bound(first_piece.begin(), first_piece.end(), piece);
+  return static_cast<size_t>(it - first_piece.begin()) - 1;
+}
+
+Result<std::string> BuildTorrentInfo(store::BlobStore& store, const TorrentLayout& layout, const std::string& ssl_ca_pem) {
+  if (layout.piece_size != store.chunk_size()) {
+    return MakeError(Errc::kInvalidArgument, "torrent piece size must be the store's chunk size");
+  }
+  std::string pieces;
+  pieces.reserve(size_t{layout.num_pieces} * 20);
+  std::vector<uint8_t> data;
+  for (size_t b = 0; b < layout.blobs.size(); ++b) {
+    const auto& blob = layout.blobs[b];
+    const bool last_blob = b + 1 == layout.blobs.size();
+    for (uint32_t c = 0; c < layout.pieces_of(b); ++c) {
+      GS_RETURN_IF_ERROR(store.ReadPiece(blob.digest, c, data));
+      if (!(last_blob && c + 1 == layout.pieces_of(b))) data.resize(layout.piece_size, 0);
+      auto h = Sha1(reinterpret_cast<const char*>(data.data()), data.size());
+      pieces.append(h.data(), h.size());
+    }
+  }
+  return EncodeInfo(layout, pieces, ssl_ca_pem);
+}
+
+Status CheckTorrentInfo(const std::string& info, const TorrentLayout& layout, const std::string& ssl_ca_pem) {
+  lt::error_code ec;
+  lt::bdecode_node node = lt::bdecode(lt::span<char const>(info.data(), static_cast<std::ptrdiff_t>(info.size())), ec);
+  if (ec || node.type() != lt::bdecode_node::dict_t) return MakeError(Errc::kCorrupt, "torrent info is not a bencoded dictionary");
+  auto found = node.dict_find_string_value("pieces");
+  const std::string_view pieces(found.data(), found.size());
+  if (pieces.size() != size_t{layout.num_pieces} * 20) {
+    return MakeError(Errc::kCorrupt, "torrent info lists " + std::to_string(pieces.size() / 20) + " piece hashes, the release's blobs make " +
+                                         std::to_string(layout.num_pieces) + " pieces");
+  }
+  if (EncodeInfo(layout, pieces, ssl_ca_pem) != info) {
+    return MakeError(Errc::kCorrupt, "torrent info does not describe the release's blobs (files, sizes, piece size or TLS root differ)");
+  }
+  return OkStatus();
+}
+
+Result<std::unique_ptr<DataPlane>> DataPlane::Start(store::BlobStore& store, const DataPlaneOptions& options,
+                                                    DataPlaneCallbacks callbacks, std::shared_ptr<spdlog::logger> log) {
+  auto dp = std::make_unique<DataPlaneImpl>(store, options, std::move(callbacks), std::move(log));
+  GS_RETURN_IF_ERROR(dp->Init());
+  return std::unique_ptr<DataPlane>(std::move(dp));
+}
+
+}  // namespace gapsync::transport

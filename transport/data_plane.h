@@ -1,0 +1,121 @@
+// The data plane: releases move between agents as BitTorrent swarms (libtorrent-rasterbar 2.0),
+// read from and written to the node's BlobStore through a custom lt::disk_interface, so a layer
+// never exists twice on a node's disk.
+//
+// One torrent per release: file i = blob i (the release's blobs in manifest order, without
+// duplicates and without empty blobs), each followed by a pad file up to the next piece boundary
+// (except the last), piece size = the store's chunk size. So piece p is exactly one chunk of one
+// blob: a piece that passes its SHA-1 check is stored as that chunk (BlobStore::PutPiece), and a
+// blob whose pieces are all held is checked against its SHA-256 (BlobStore::CompletePieces)
+// before it becomes visible. Pad blocks are never sent (libtorrent skips them).
+//
+// Peers: TCP only (uTP, DHT, LSD, UPnP, NAT-PMP, trackers off); they come from the control plane
+// (AddPeers). With TLS (the default) every torrent is an SSL torrent whose root is the cluster CA:
+// a peer must present a certificate of that CA naming kDataPlaneName (node certificates do),
+// otherwise it gets no bytes; the listen socket speaks only TLS.
+//
+// Threads: libtorrent's network thread; one disk thread of ours (store reads, piece hashing and
+// storing, blob completion, Sync); one alert thread (logs, bans, errors). Callbacks run on the
+// disk thread; the owner must hop to its own thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proto/digest.h"
+#include "proto/error.h"
+#include "store/blob_store.h"
+#include "transport/cluster_ca.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace gapsync::transport {
+
+// The name of every data-plane torrent, and the DNS name node certificates carry for it.
+inline constexpr const char* kDataPlaneName = "gapsync-data-plane";
+
+struct BlobSpec {
+  BlobDigest digest;
+  uint64_t size = 0;
+  std::string media_type;
+};
+
+// Where each blob's pieces are in a release torrent.
+struct TorrentLayout {
+  uint32_t piece_size = 0;
+  std::vector<BlobSpec> blobs;            // the torrent's files, in order (no empty or repeated blob)
+  std::vector<uint32_t> first_piece;      // per blob
+  uint32_t num_pieces = 0;
+  uint64_t total_bytes = 0;               // sum of blob sizes (what "100 %" means)
+
+  // `blobs` as listed by a release; empty and repeated blobs are left out.
+  static TorrentLayout Make(const std::vector<BlobSpec>& blobs, uint32_t piece_size);
+  uint32_t pieces_of(size_t blob) const;
+  size_t blob_of_piece(uint32_t piece) const;
+};
+
+// The bencoded info dictionary of a release torrent, hashing every piece of the (complete) blobs
+// in `store`. `ssl_ca_pem` non-empty: an SSL torrent rooted at that CA.
+Result<std::string> BuildTorrentInfo(store::BlobStore& store, const TorrentLayout& layout,
+                                     const std::string& ssl_ca_pem);
+// Checks an info dictionary received from a peer describes exactly `layout` (files, sizes, pad
+// files, piece size and count, name, ssl-cert). Its piece hashes cannot be checked before the
+// bytes are there; every finished blob is checked against its signed SHA-256.
+Status CheckTorrentInfo(const std::string& info, const TorrentLayout& layout, const std::string& ssl_ca_pem);
+
+struct DataPlaneOptions {
+  std::string listen_host;  // IPv4
+  uint16_t listen_port = 0;
+  bool tls = true;
+  TlsFiles tls_files;
+  bool corrupt_uploads_for_test = false;  // flips a byte in every block this node uploads
+  int sync_interval_ms = 1000;            // received pieces become durable at least this often
+};
+
+struct TransferState {
+  std::string key;           // the owner's name for the release
+  std::string info_hash;     // of its torrent (hex): the TLS server name its peers connect with
+  uint64_t bytes_total = 0;  // of the release's blobs
+  uint64_t bytes_have = 0;   // verified and stored
+  int64_t download_rate = 0; // payload bytes/s
+  int64_t upload_rate = 0;
+  uint64_t uploaded = 0;     // payload bytes since this agent started
+  uint64_t downloaded = 0;
+  uint64_t rejected_pieces = 0;  // received pieces that failed their hash check (never stored)
+  int peers = 0;
+  bool complete = false;
+  std::string error;         // e.g. a store write failing (disk full); "" when fine
+};
+
+struct DataPlaneCallbacks {
+  // A blob of release `key` is complete, verified and durable in the store.
+  std::function<void(const std::string& key, const BlobDigest& digest)> blob_done;
+  // Release `key` cannot go on (store write failed, a blob's pieces do not hash to its digest).
+  std::function<void(const std::string& key, const std::string& error)> failed;
+};
+
+class DataPlane {
+ public:
+  static Result<std::unique_ptr<DataPlane>> Start(store::BlobStore& store, const DataPlaneOptions& options,
+                                                  DataPlaneCallbacks callbacks, std::shared_ptr<spdlog::logger> log);
+  virtual ~DataPlane() = default;
+  virtual uint16_t port() const = 0;
+  // The PEM of the CA that roots every torrent ("" without TLS): for BuildTorrentInfo.
+  virtual const std::string& tls_root_pem() const = 0;
+  // Starts spreading a release: serves the pieces the store holds, fetches the others. `info` as
+  // made by BuildTorrentInfo (checked with CheckTorrentInfo when it came from a peer).
+  virtual Status Add(const std::string& key, const TorrentLayout& layout, const std::string& info) = 0;
+  virtual bool Has(const std::string& key) const = 0;
+  // Data-plane addresses (IPv4:PORT) of the other members; every release connects to them.
+  virtual void SetPeers(const std::vector<std::string>& peers) = 0;
+  virtual std::vector<TransferState> Transfers() const = 0;
+  // Stops every transfer, makes what was received durable, and waits for the threads.
+  virtual void Stop() = 0;
+};
+
+}  // namespace gapsync::transport
