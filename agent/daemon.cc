@@ -491,6 +491,8 @@ class Agent {
     }
     (void)store_->Sync();
     known_[k.release.release_digest] = k;
+    if (local && control_) control_->DialAllNow();  // tell every member now, not at the next round
+    if (local) log_->info("serving release {} ({} blobs, {} bytes)", key, k.layout.blobs.size(), k.layout.total_bytes);
     if (k.layout.num_pieces > 0) {
       auto st = data_->Add(key, k.layout, offer.torrent_info());
       if (!st.ok()) {
@@ -597,6 +599,16 @@ class Agent {
         out.push_back(std::move(q));
       }
       return out;
+    };
+    h.news = [this](const v1::Hello& hello) {
+      if (!data_) return false;
+      for (const auto& r : hello.releases()) {
+        if (r.offered() && !known_.count(r.release_digest()) && !asking_.count(r.release_digest()) &&
+            !refused_.count(hello.self().node() + " " + r.release_digest())) {
+          return true;
+        }
+      }
+      return false;
     };
     h.offer = [this](const std::string&, const v1::OfferRequest& q) {
       auto it = known_.find(q.release_digest());

@@ -127,6 +127,14 @@ class ControlServerImpl final : public ControlServer {
     return out;
   }
 
+  void DialAllNow() override {
+    asio::post(io_, [this] {
+      if (stopping_) return;
+      dial_timer_.cancel();
+      DialRound();
+    });
+  }
+
   void Stop() override {
     stopping_ = true;
     boost::system::error_code ignored;
@@ -176,7 +184,8 @@ class ControlServerImpl final : public ControlServer {
     c->stream.async_handshake(ssl::stream_base::server, [this, c](const boost::system::error_code& ec) {
       if (ec) return Drop(c, ec.message());
       c->node = PeerName(c->stream.native_handle());
-      log_->info("control plane: {} is node {}", c->peer, c->node);
+      // Logged at info for a node not currently reachable (a first contact, a return).
+      log_->log(IsReachable(c->node) ? spdlog::level::debug : spdlog::level::info, "control plane: {} is node {}", c->peer, c->node);
       c->out = EncodeFrame(MakeHello());
       asio::async_write(c->stream, asio::buffer(c->out), [this, c](const boost::system::error_code& wec, size_t) {
         if (wec) return Drop(c, wec.message());
@@ -192,6 +201,9 @@ class ControlServerImpl final : public ControlServer {
       if (self.node() != c->node) return Drop(c, "hello names node \"" + self.node() + "\", its certificate \"" + c->node + "\"");
       Learn(hello, self.node());
       log_->debug("control plane: hello from node {} ({})", self.node(), self.address());
+      if (hooks_.news && hooks_.news(hello) && !self.address().empty() && dialing_.insert(self.address()).second) {
+        Dial(self.address());
+      }
       ServeRequests(c);
     });
   }
@@ -229,6 +241,13 @@ class ControlServerImpl final : public ControlServer {
     return msg;
   }
 
+  bool IsReachable(const std::string& node) const {
+    std::lock_guard lock(mu_);
+    auto it = members_.find(node);
+    return it != members_.end() && it->second.last_seen_unix > 0 &&
+           Now() - it->second.last_seen_unix <= 3 * o_.dial_interval_ms / 1000 + 1;
+  }
+
   static int64_t Now() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   }
@@ -242,8 +261,12 @@ class ControlServerImpl final : public ControlServer {
       if (st.member.address().empty() || m.node() == verified_sender) st.member = m;
     }
     auto& sender = members_[verified_sender];
+    const int64_t now = Now();
+    if (sender.last_seen_unix == 0 || now - sender.last_seen_unix > 3 * o_.dial_interval_ms / 1000 + 1) {
+      log_->info("control plane: node {} ({}) is reachable", verified_sender, hello.self().address());
+    }
     sender.member = hello.self();
-    sender.last_seen_unix = Now();
+    sender.last_seen_unix = now;
     sender.releases.assign(hello.releases().begin(), hello.releases().end());
   }
 

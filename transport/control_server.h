@@ -43,6 +43,9 @@ struct ControlHooks {
   std::function<std::vector<v1::OfferRequest>(const std::string& node, const v1::Hello& hello)> wants;
   // Answer to a member's OfferRequest (error set when this node cannot offer it).
   std::function<v1::Offer(const std::string& node, const v1::OfferRequest& request)> offer;
+  // Whether a Hello a member sent while dialling this node lists anything this node wants: if so
+  // it dials that member back at once (only a dialler asks for Offers).
+  std::function<bool(const v1::Hello& hello)> news;
   // An Offer this node asked `node` for.
   std::function<void(const std::string& node, const v1::OfferRequest& request, const v1::Offer& offer)> offered;
 };
@@ -64,6 +67,9 @@ class ControlServer {
   virtual uint16_t port() const = 0;
   // Members this node knows (itself first), with reachability.
   virtual std::vector<MemberState> members() const = 0;
+  // Dials every member now (not at the next interval): something changed that they should hear
+  // about (a release became available here).
+  virtual void DialAllNow() = 0;
   virtual void Stop() = 0;
 };
 

@@ -11,6 +11,7 @@
 #include <libtorrent/error_code.hpp>
 #include <libtorrent/hex.hpp>
 #include <libtorrent/ip_filter.hpp>
+#include <libtorrent/peer_info.hpp>
 #include <libtorrent/session.hpp>
 #include <libtorrent/session_params.hpp>
 #include <libtorrent/settings_pack.hpp>
@@ -21,6 +22,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -124,6 +126,8 @@ struct Entry {
   mutable std::mutex mu;
   std::string error;  // guarded by mu
   lt::torrent_handle handle;  // set once after add (network thread calls are thread-safe)
+  std::vector<std::string> fetchers;  // alert thread: the ranking its piece priorities follow
+  std::vector<lt::download_priority_t> priorities;  // alert thread: as last set
 
   int piece_len(uint32_t piece) const {
     if (piece + 1 < layout.num_pieces) return static_cast<int>(layout.piece_size);
@@ -552,7 +556,37 @@ class DataPlaneImpl final : public DataPlane {
     s.set_int(lt::settings_pack::active_seeds, -1);
     s.set_int(lt::settings_pack::active_limit, -1);
     s.set_bool(lt::settings_pack::smooth_connects, false);
+    // Short request queues: a receiver that queues many pieces at the seed claims pieces its
+    // neighbours are about to hold, and the seed's uplink then carries them twice (measured:
+    // libtorrent's defaults 2.05x the floor at 16 receivers, these 1.5-1.6x; docs/benchmarks.md).
+    s.set_int(lt::settings_pack::request_queue_time, 1);
+    s.set_int(lt::settings_pack::max_out_request_queue, 64);
+    s.set_int(lt::settings_pack::whole_pieces_threshold, 0);
     s.set_str(lt::settings_pack::user_agent, "gapsync");
+    // Expert/benchmark override: GAPSYNC_LT_SETTINGS="name=value,..." (libtorrent setting names).
+    if (const char* extra = std::getenv("GAPSYNC_LT_SETTINGS")) {
+      std::stringstream ss(extra);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        auto eq = item.find('=');
+        if (eq == std::string::npos) continue;
+        const std::string name = item.substr(0, eq), value = item.substr(eq + 1);
+        if (name == "super_seeding") {
+          super_seeding_ = value == "1" || value == "true";
+          continue;
+        }
+        const int id = lt::setting_by_name(name);
+        if (id < 0) return MakeError(Errc::kInvalidArgument, "GAPSYNC_LT_SETTINGS: no libtorrent setting \"" + name + "\"");
+        if ((id & lt::settings_pack::type_mask) == lt::settings_pack::bool_type_base) {
+          s.set_bool(id, value == "1" || value == "true");
+        } else if ((id & lt::settings_pack::type_mask) == lt::settings_pack::int_type_base) {
+          s.set_int(id, std::stoi(value));
+        } else {
+          s.set_str(id, value);
+        }
+        log_->info("data plane: libtorrent setting {} = {}", name, value);
+      }
+    }
     s.set_str(lt::settings_pack::peer_fingerprint, "-GS0001-");
     // No extensions: peers come from the control plane (no ut_pex), torrents from it too (no
     // ut_metadata), and a failed piece is never kept to be re-read (no smart_ban).
@@ -607,6 +641,7 @@ class DataPlaneImpl final : public DataPlane {
     atp.ti = ti;
     atp.save_path = ".";  // unused: every byte goes through the store
     atp.flags = lt::torrent_flags::update_subscribe | lt::torrent_flags::apply_ip_filter;
+    if (super_seeding_) atp.flags |= lt::torrent_flags::super_seeding;
     atp.have_pieces.resize(static_cast<int>(layout.num_pieces), false);
     e->missing_per_blob.resize(layout.blobs.size(), 0);
     e->blob_done.resize(layout.blobs.size(), false);
@@ -664,11 +699,13 @@ class DataPlaneImpl final : public DataPlane {
 
   void SetPeers(const std::vector<std::string>& peers) override {
     std::vector<std::shared_ptr<Entry>> entries;
+    bool changed = false;
     {
       std::lock_guard lock(mu_);
+      changed = peers_ != peers;
       peers_ = peers;
       for (auto& [k, e] : entries_) entries.push_back(e);
-      if (!o_.tls) UpdateIpFilter();
+      if (!o_.tls && changed) UpdateIpFilter();
     }
     for (auto& e : entries) Connect(*e, peers);
   }
@@ -732,6 +769,42 @@ class DataPlaneImpl final : public DataPlane {
     }
   }
 
+  // Receivers that all start from one seed would, picking rarest-first, mostly fetch the same
+  // pieces from it at the same time, and the seed's uplink (the scarce resource) would carry
+  // pieces several times. So pieces are sliced among the nodes fetching the release (this node
+  // and the connected peers that are not seeds, ranked by address): piece p is node
+  // (p mod M)'s. A node fetches its own slice first (top priority, from the seeds), and the
+  // others' slices only once a fetching peer holds them (so from that peer, not again from the
+  // seed). Recomputed every half second: when a peer leaves, the slices are dealt again; when no
+  // other node fetches, every piece is this node's.
+  void RefreshSlices(Entry& e) {
+    if (!e.handle.is_valid() || e.bytes_have.load() == e.layout.total_bytes) return;
+    std::vector<lt::peer_info> peers;
+    e.handle.get_peer_info(peers);
+    std::vector<std::string> fetchers{o_.listen_host};
+    std::vector<bool> at_fetchers(e.layout.num_pieces, false);
+    for (const auto& p : peers) {
+      if (p.flags & lt::peer_info::seed) continue;
+      fetchers.push_back(p.ip.address().to_string());
+      for (uint32_t i = 0; i < e.layout.num_pieces && i < static_cast<uint32_t>(p.pieces.size()); ++i) {
+        if (p.pieces.get_bit(lt::piece_index_t{static_cast<int>(i)})) at_fetchers[i] = true;
+      }
+    }
+    std::sort(fetchers.begin(), fetchers.end());
+    fetchers.erase(std::unique(fetchers.begin(), fetchers.end()), fetchers.end());
+    const auto members = static_cast<uint32_t>(fetchers.size());
+    const auto rank = static_cast<uint32_t>(std::find(fetchers.begin(), fetchers.end(), o_.listen_host) - fetchers.begin());
+    std::vector<lt::download_priority_t> prio(e.layout.num_pieces, lt::top_priority);
+    for (uint32_t p = 0; p < e.layout.num_pieces; ++p) {
+      if (members > 1 && p % members != rank) prio[p] = lt::default_priority;
+    }
+    if (prio == e.priorities) return;
+    if (fetchers != e.fetchers) log_->debug("data plane: release {}: fetching slice {} of {} first", e.key, rank, members);
+    e.fetchers = std::move(fetchers);
+    e.priorities = prio;
+    e.handle.prioritize_pieces(prio);
+  }
+
   // Plain TCP (benchmarks): accept only the members' addresses (and loopback for tests).
   void UpdateIpFilter() {
     lt::ip_filter f;
@@ -753,8 +826,58 @@ class DataPlaneImpl final : public DataPlane {
     return "?";
   }
 
+  // At debug level: what each peer connection is doing (for tuning; see docs/benchmarks.md).
+  void LogPeers() {
+    if (!log_->should_log(spdlog::level::debug)) return;
+    std::vector<std::shared_ptr<Entry>> entries;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [k, e] : entries_) entries.push_back(e);
+    }
+    for (auto& e : entries) {
+      std::vector<lt::peer_info> peers;
+      e->handle.get_peer_info(peers);
+      for (auto& p : peers) {
+        log_->debug("data plane: release {}: peer {} down {:.1f} Mbit/s, up {:.1f} Mbit/s, {} blocks requested, {} requested by it, "
+                    "interesting {}, choked {}, interested {}, choking us {}, {} pieces", e->key,
+                   p.ip.address().to_string(), p.down_speed * 8 / 1e6, p.up_speed * 8 / 1e6, p.download_queue_length,
+                   p.upload_queue_length, bool(p.flags & lt::peer_info::interesting), bool(p.flags & lt::peer_info::choked),
+                   bool(p.flags & lt::peer_info::remote_interested), bool(p.flags & lt::peer_info::remote_choked), p.num_pieces);
+      }
+    }
+  }
+
+  // Every progress_ms: one line per transfer still receiving (operators read these in the log).
+  void LogProgress() {
+    LogPeers();
+    for (const auto& t : Transfers()) {
+      if (t.complete || !t.error.empty()) continue;
+      log_->info("data plane: release {}: {:.1f} % ({} of {} bytes), down {:.1f} Mbit/s, up {:.1f} Mbit/s, {} peers",
+                 t.key, t.bytes_total ? 100.0 * static_cast<double>(t.bytes_have) / static_cast<double>(t.bytes_total) : 100.0,
+                 t.bytes_have, t.bytes_total, static_cast<double>(t.download_rate) * 8 / 1e6,
+                 static_cast<double>(t.upload_rate) * 8 / 1e6, t.peers);
+    }
+  }
+
   void AlertLoop() {
+    auto next_progress = std::chrono::steady_clock::now();
+    auto next_slices = next_progress;
+    int progress_ms = 5000;
+    if (const char* p = std::getenv("GAPSYNC_PROGRESS_LOG_MS")) progress_ms = std::max(100, std::atoi(p));
     while (!stopping_) {
+      if (std::chrono::steady_clock::now() >= next_slices) {
+        std::vector<std::shared_ptr<Entry>> entries;
+        {
+          std::lock_guard lock(mu_);
+          for (auto& [k, e] : entries_) entries.push_back(e);
+        }
+        for (auto& e : entries) RefreshSlices(*e);
+        next_slices = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      }
+      if (std::chrono::steady_clock::now() >= next_progress) {
+        LogProgress();
+        next_progress = std::chrono::steady_clock::now() + std::chrono::milliseconds(progress_ms);
+      }
       if (!session_->wait_for_alert(lt::milliseconds(200))) continue;
       std::vector<lt::alert*> alerts;
       session_->pop_alerts(&alerts);
@@ -788,6 +911,7 @@ class DataPlaneImpl final : public DataPlane {
   std::string ca_pem_;
   std::unique_ptr<lt::session> session_;
   uint16_t port_ = 0;
+  bool super_seeding_ = false;
   std::atomic<bool> stopping_{false};
   std::thread alert_thread_;
   mutable std::mutex mu_;
