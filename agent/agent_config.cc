@@ -8,6 +8,7 @@
 #include <set>
 
 #include "agent/util.h"
+#include "transport/address.h"
 #include "transport/cluster_ca.h"
 
 namespace fs = std::filesystem;
@@ -38,19 +39,12 @@ Result<std::string> ExistingFile(const Ctx& ctx, const YAML::Node& n, const std:
 }  // namespace
 
 Result<Endpoint> ParseEndpoint(const std::string& text) {
-  auto colon = text.rfind(':');
-  auto bad = [&] { return MakeError(Errc::kInvalidArgument, "address \"" + text + "\": expected IPv4:PORT, e.g. 198.18.0.1:7400"); };
-  if (colon == std::string::npos) return bad();
-  Endpoint e;
-  e.host = text.substr(0, colon);
-  in_addr addr{};
-  if (::inet_pton(AF_INET, e.host.c_str(), &addr) != 1) return bad();
-  unsigned port = 0;
-  auto digits = text.substr(colon + 1);
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-  if (ec != std::errc() || end != digits.data() + digits.size() || port == 0 || port > 65535) return bad();
-  e.port = static_cast<uint16_t>(port);
-  return e;
+  // Every address in the config is one other nodes reach (it is announced): not 0.0.0.0.
+  auto parsed = transport::ParseIpv4Endpoint(text);
+  if (!parsed) {
+    return MakeError(Errc::kInvalidArgument, "address \"" + text + "\": expected IPv4:PORT of this host (not 0.0.0.0), e.g. 198.18.0.1:7400");
+  }
+  return Endpoint{parsed->host, parsed->port};
 }
 
 Result<AgentConfig> LoadAgentConfig(const std::string& path) {

@@ -346,6 +346,7 @@ class Agent {
     store::StoredRelease release;
     std::vector<BlobDigest> needed;  // every blob of the release (empty ones too)
     transport::TorrentLayout layout;
+    std::string from;                // who offered it ("" when this node's own store did)
     bool complete = false;
     std::string error;
   };
@@ -365,15 +366,11 @@ class Agent {
     o.corrupt_uploads_for_test = corrupt != nullptr && std::string(corrupt) == "1";
     if (o.corrupt_uploads_for_test) log_->warn("test hook: this node corrupts every block it uploads");
     transport::DataPlaneCallbacks cb;
-    cb.blob_done = [this](const std::string& key, const BlobDigest&) {
-      asio::post(io_, [this, key] { CheckComplete(key); });
+    cb.blob_done = [this](const std::string&, const BlobDigest&) {
+      asio::post(io_, [this] { CheckComplete(); });
     };
-    cb.failed = [this](const std::string& key, const std::string& why) {
-      asio::post(io_, [this, key, why] {
-        for (auto& [d, k] : known_) {
-          if (k.release.id.str() == key) k.error = why;
-        }
-      });
+    cb.failed = [this](const std::string& key, const Error& why) {
+      asio::post(io_, [this, key, why] { Failed(key, why); });
     };
     GS_ASSIGN_OR_RETURN(data_, transport::DataPlane::Start(*store_, o, std::move(cb), log_));
     std::error_code fec;
@@ -381,22 +378,12 @@ class Agent {
     if (fec) return MakeError(Errc::kIo, OffersDir() + ": cannot create: " + fec.message());
     // Every complete release is served; every fetch that was under way resumes.
     GS_ASSIGN_OR_RETURN(auto releases, store_->ListReleases());
-    for (const auto& rel : releases) {
-      auto offer = LoadOffer(rel.release_digest);
-      if (!offer) {
-        auto built = MakeOffer(rel);
-        if (!built.ok()) {
-          log_->error("release {}: cannot serve it: {}", rel.id.str(), built.error().message);
-          continue;
-        }
-        offer = std::move(built).value();
-      }
-      Accept(*offer, "this node's store", /*local=*/true);
-    }
+    for (const auto& rel : releases) ServeLocal(rel, LoadOffer(rel.release_digest));
     for (const auto& entry : std::filesystem::directory_iterator(OffersDir(), fec)) {
       if (entry.path().extension() != ".pb") continue;
-      auto offer = LoadOffer("sha256:" + entry.path().stem().string());
-      if (offer && !known_.count("sha256:" + entry.path().stem().string())) Accept(*offer, "a fetch before the restart", false);
+      const std::string digest = "sha256:" + entry.path().stem().string();
+      auto offer = LoadOffer(digest);
+      if (offer && !known_.count(digest)) (void)Accept(*offer, "the fetch under way before the restart", false);
     }
     return OkStatus();
   }
@@ -412,6 +399,24 @@ class Agent {
     return offer;
   }
 
+  // Serves a complete release of the store, with its kept Offer if that still fits this node
+  // (another cluster CA or data_plane_tls setting makes another torrent), else a new one.
+  void ServeLocal(const store::StoredRelease& rel, std::optional<v1::Offer> offer) {
+    if (offer && Accept(*offer, "this node's store", true).ok()) return;
+    if (offer) {
+      std::error_code ec;
+      std::filesystem::remove(OfferPath(rel.release_digest), ec);
+      known_.erase(rel.release_digest);
+    }
+    auto built = MakeOffer(rel);
+    if (!built.ok()) {
+      log_->error("release {}: cannot serve it: {}", rel.id.str(), built.error().message);
+      return;
+    }
+    auto st = Accept(built.value(), "this node's store", true);
+    if (!st.ok()) log_->error("release {}: cannot serve it: {}", rel.id.str(), st.error().message);
+  }
+
   // Any thread: the Offer for a complete release in the store (hashes every piece), kept on disk.
   Result<v1::Offer> MakeOffer(const store::StoredRelease& rel) {
     v1::BundleManifest m;
@@ -421,7 +426,7 @@ class Agent {
     offer.set_manifest(rel.manifest);
     offer.set_signature(rel.signature);
     if (layout.num_pieces > 0) {
-      GS_ASSIGN_OR_RETURN(auto info, transport::BuildTorrentInfo(*store_, layout, data_->tls_root_pem()));
+      GS_ASSIGN_OR_RETURN(auto info, transport::BuildTorrentInfo(*store_, layout, data_->tls_root_pem(), rel.release_digest));
       offer.set_torrent_info(info);
     }
     auto st = WriteNewFile(OfferPath(rel.release_digest), 0644, offer.SerializeAsString());
@@ -440,18 +445,22 @@ class Agent {
 
   // An Offer from `from` (a member, or this node's own store/disk): the vendor signature is
   // checked again with this node's trusted keys, the torrent against the signed blob list; then
-  // the release is served and fetched.
-  void Accept(const v1::Offer& offer, const std::string& from, bool local) {
+  // the release is served and fetched. Errors: kBadSignature/kCorrupt/kConflict when the Offer is
+  // refused for what it is (logged), others (kIo, kNoSpace) when this node could not take it now.
+  Status Accept(const v1::Offer& offer, const std::string& from, bool local) {
     auto loaded = VerifySignedManifest(offer.manifest(), offer.signature(), trusted_, "manifest", "signature");
-    if (!loaded.ok()) {
-      v1::BundleManifest m;
-      std::string what = m.ParseFromString(offer.manifest()) ? m.release().app() + "@" + m.release().version() : "(unparseable)";
-      log_->warn("release announcement {} from {} refused: {}", what, from, loaded.error().message);
-      return;
-    }
+    v1::BundleManifest parsed;
+    const std::string what = parsed.ParseFromString(offer.manifest()) ? parsed.release().app() + "@" + parsed.release().version()
+                                                                       : "(unparseable)";
+    auto refuse = [&](const Error& e) {
+      log_->warn("release announcement {} from {} refused: {}", what, from, e.message);
+      return e;
+    };
+    if (!loaded.ok()) return refuse(loaded.error());
     const auto& m = loaded->manifest;
     Known k;
     k.offer = offer;
+    k.from = local ? "" : from;
     k.release.id = store::ReleaseId{m.release().app(), m.release().version()};
     k.release.manifest = offer.manifest();
     k.release.signature = offer.signature();
@@ -459,28 +468,25 @@ class Agent {
     k.release.ingested_unix = std::time(nullptr);
     k.needed = loaded->blob_digests;
     k.layout = LayoutOf(m);
+    const std::string& digest = k.release.release_digest;
     const std::string key = k.release.id.str();
-    if (known_.count(k.release.release_digest)) return;
+    if (known_.count(digest)) return OkStatus();
     auto existing = store_->GetRelease(k.release.id);
-    if (existing.ok() && existing.value() && existing.value()->release_digest != k.release.release_digest) {
-      log_->warn("release announcement {} from {} refused: this node holds another release with that name and version ({})", key,
-                 from, existing.value()->release_digest);
-      return;
+    if (existing.ok() && existing.value() && existing.value()->release_digest != digest) {
+      return refuse(MakeError(Errc::kConflict, "this node holds another release with that name and version (" +
+                                                   existing.value()->release_digest + ")"));
     }
     if (k.layout.num_pieces > 0) {
-      if (!data_) return;
-      auto st = transport::CheckTorrentInfo(offer.torrent_info(), k.layout, data_->tls_root_pem());
-      if (!st.ok()) {
-        log_->warn("release announcement {} from {} refused: {}", key, from, st.error().message);
-        return;
-      }
+      if (!data_) return MakeError(Errc::kInternal, "no data plane");
+      auto st = transport::CheckTorrentInfo(offer.torrent_info(), k.layout, data_->tls_root_pem(), digest);
+      if (!st.ok()) return local ? st : refuse(st.error());
     }
     if (!local) {
-      auto st = WriteNewFile(OfferPath(k.release.release_digest), 0644, offer.SerializeAsString());
+      auto st = WriteNewFile(OfferPath(digest), 0644, offer.SerializeAsString());
       if (st.ok() || st.error().code == Errc::kConflict) st = store_->KeepPending(k.release);
       if (!st.ok()) {
         log_->error("release {} from {}: {}", key, from, st.error().message);
-        return;
+        return st;
       }
       log_->info("release {} announced by {} (signed by {}): fetching {} blobs, {} bytes", key, from, loaded->signer,
                  k.layout.blobs.size(), k.layout.total_bytes);
@@ -490,23 +496,41 @@ class Agent {
       if (m.release().blobs(static_cast<int>(i)).size() == 0) (void)store_->CompletePieces(k.needed[i]);
     }
     (void)store_->Sync();
-    known_[k.release.release_digest] = k;
+    known_[digest] = k;
     if (local && control_) control_->DialAllNow();  // tell every member now, not at the next round
     if (local) log_->info("serving release {} ({} blobs, {} bytes)", key, k.layout.blobs.size(), k.layout.total_bytes);
     if (k.layout.num_pieces > 0) {
-      auto st = data_->Add(key, k.layout, offer.torrent_info());
+      auto st = data_->Add(digest, key, k.layout, offer.torrent_info());
       if (!st.ok()) {
-        known_[k.release.release_digest].error = st.error().message;
+        known_[digest].error = st.error().message;
         log_->error("release {}: {}", key, st.error().message);
       }
     }
-    CheckComplete(key);
+    CheckComplete();
+    return OkStatus();
   }
 
-  // A blob of `key` arrived: the release is complete when every blob it needs is in the store.
-  void CheckComplete(const std::string& key) {
+  // A transfer stopped. Pieces that do not hash to the signed digests mean the torrent (from the
+  // member that offered it) was wrong: it is dropped, that member's offer is not taken again, and
+  // the next member that announces the release is asked. Anything else (disk full) is reported.
+  void Failed(const std::string& digest, const Error& why) {
+    auto it = known_.find(digest);
+    if (it == known_.end()) return;
+    it->second.error = why.message;
+    if (why.code != Errc::kCorrupt || it->second.from.empty()) return;
+    log_->warn("release {}: the torrent {} offered does not match the signed blobs; asking another member",
+               it->second.release.id.str(), it->second.from);
+    refused_.insert(it->second.from.substr(it->second.from.rfind(' ') + 1) + " " + digest);
+    data_->Remove(digest);
+    std::error_code ec;
+    std::filesystem::remove(OfferPath(digest), ec);
+    known_.erase(it);
+  }
+
+  // A blob arrived: a release is complete when every blob it needs is in the store.
+  void CheckComplete() {
     for (auto& [digest, k] : known_) {
-      if (k.release.id.str() != key || k.complete) continue;
+      if (k.complete) continue;
       bool all = true;
       for (const auto& d : k.needed) {
         auto st = store_->Stat(d);
@@ -516,9 +540,10 @@ class Agent {
         }
       }
       if (!all) continue;
+      const std::string key = k.release.id.str();
       auto existing = store_->GetRelease(k.release.id);
-      Status st = OkStatus();
-      if (!(existing.ok() && existing.value())) st = store_->PutRelease(k.release, k.needed);
+      const bool had = existing.ok() && existing.value();
+      Status st = had ? OkStatus() : store_->PutRelease(k.release, k.needed);
       if (!st.ok()) {
         k.error = st.error().message;
         log_->error("release {}: {}", key, k.error);
@@ -526,7 +551,7 @@ class Agent {
       }
       k.complete = true;
       k.error.clear();
-      if (!(existing.ok() && existing.value())) log_->info("release {} complete: every blob verified ({} bytes)", key, k.layout.total_bytes);
+      if (!had) log_->info("release {} complete: every blob verified ({} bytes)", key, k.layout.total_bytes);
     }
   }
 
@@ -541,7 +566,7 @@ class Agent {
       log_->error("release {}: cannot serve it: {}", id.str(), offer.error().message);
       return;
     }
-    asio::post(io_, [this, offer = std::move(offer).value()] { Accept(offer, "this node's store", true); });
+    asio::post(io_, [this, rel = *rel.value(), offer = std::move(offer).value()] { ServeLocal(rel, offer); });
   }
 
   const std::vector<transport::TransferState>& Transfers() {
@@ -567,7 +592,7 @@ class Agent {
       r.set_offered(true);
       r.set_error(k.error);
       for (const auto& t : transfers) {
-        if (t.key != k.release.id.str()) continue;
+        if (t.key != digest) continue;
         if (!k.complete) r.set_bytes_have(t.bytes_have);
         r.set_download_rate(t.download_rate);
         r.set_upload_rate(t.upload_rate);
@@ -580,6 +605,13 @@ class Agent {
     return out;
   }
 
+  // An OfferRequest under way (one that got no answer within a minute is forgotten: its dial
+  // ended without one).
+  bool Asking(const std::string& digest) const {
+    auto it = asking_.find(digest);
+    return it != asking_.end() && std::chrono::steady_clock::now() - it->second < std::chrono::minutes(1);
+  }
+
   transport::ControlHooks Hooks() {
     transport::ControlHooks h;
     h.releases = [this] { return LocalReleases(); };
@@ -587,15 +619,15 @@ class Agent {
       std::vector<v1::OfferRequest> out;
       if (!data_) return out;
       for (const auto& r : hello.releases()) {
-        if (!r.offered() || known_.count(r.release_digest()) || asking_.count(r.release_digest()) ||
-            refused_.count(node + " " + r.release_digest())) {
+        if (!r.offered() || known_.count(r.release_digest()) || Asking(r.release_digest()) ||
+            refused_.count(node + " " + r.release_digest()) || out.size() >= kMaxOffersPerDial) {
           continue;
         }
         v1::OfferRequest q;
         q.set_app(r.app());
         q.set_version(r.version());
         q.set_release_digest(r.release_digest());
-        asking_.insert(r.release_digest());
+        asking_[r.release_digest()] = std::chrono::steady_clock::now();
         out.push_back(std::move(q));
       }
       return out;
@@ -603,7 +635,7 @@ class Agent {
     h.news = [this](const v1::Hello& hello) {
       if (!data_) return false;
       for (const auto& r : hello.releases()) {
-        if (r.offered() && !known_.count(r.release_digest()) && !asking_.count(r.release_digest()) &&
+        if (r.offered() && !known_.count(r.release_digest()) && !Asking(r.release_digest()) &&
             !refused_.count(hello.self().node() + " " + r.release_digest())) {
           return true;
         }
@@ -624,8 +656,11 @@ class Agent {
       if (!offer.error().empty()) return;
       const std::string once = node + " " + q.release_digest();
       if (refused_.count(once)) return;
-      Accept(offer, "node " + node, false);
-      if (!known_.count(q.release_digest())) refused_.insert(once);
+      auto st = Accept(offer, "node " + node, false);
+      if (!st.ok() && (st.error().code == Errc::kBadSignature || st.error().code == Errc::kCorrupt ||
+                       st.error().code == Errc::kConflict || st.error().code == Errc::kInvalidArgument)) {
+        refused_.insert(once);  // refused for what it is; a failure of this node's own (disk) is retried
+      }
     };
     return h;
   }
@@ -667,7 +702,8 @@ class Agent {
   // Cluster spread (io thread). Declared last: the data plane stops before the rest goes.
   asio::steady_timer peer_timer_{io_};
   std::map<std::string, Known> known_;  // by release digest
-  std::set<std::string> asking_;        // release digests with an OfferRequest under way
+  std::map<std::string, std::chrono::steady_clock::time_point> asking_;  // OfferRequests under way, by digest
+  static constexpr size_t kMaxOffersPerDial = 16;
   std::set<std::string> refused_;       // "node digest" announcements refused (logged once)
   std::vector<transport::TransferState> transfers_;
   std::chrono::steady_clock::time_point transfers_at_{};

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "proto/frame.h"
+#include "transport/address.h"
 #include "transport/cluster_ca.h"
 
 namespace asio = boost::asio;
@@ -21,6 +22,10 @@ namespace {
 
 // Offers carry a whole signed manifest (up to 64 MiB) and its torrent.
 constexpr uint32_t kMaxOfferFrame = 80u << 20;
+// Time to send or receive one Offer: 80 MiB at ~3 MB/s.
+constexpr int kOfferTimeoutMs = 30'000;
+// What one Hello may make a node remember: beyond these, members are ignored (and logged).
+constexpr size_t kMaxMembers = 4096;
 
 // Reads one length-prefixed ControlMessage of at most `max` bytes from `stream` into
 // `header`/`body`, then calls done("", message) or done(reason, {}).
@@ -131,7 +136,7 @@ class ControlServerImpl final : public ControlServer {
     asio::post(io_, [this] {
       if (stopping_) return;
       dial_timer_.cancel();
-      DialRound();
+      DialRound(/*all=*/true);
     });
   }
 
@@ -217,6 +222,10 @@ class ControlServerImpl final : public ControlServer {
     ReadMessage(c->stream, c->header, c->body, kMaxFrame, [this, c](const std::string& error, const v1::ControlMessage& msg) {
       if (!error.empty()) return Close(c);  // the dialler is done (or gone)
       if (!msg.has_offer_request()) return Drop(c, "unexpected message after hello");
+      c->timer.expires_after(std::chrono::milliseconds(kOfferTimeoutMs));  // for the reply
+      c->timer.async_wait([this, c](const boost::system::error_code& ec) {
+        if (!ec) Drop(c, "offer not sent within " + std::to_string(kOfferTimeoutMs / 1000) + " s");
+      });
       v1::ControlMessage reply;
       if (hooks_.offer) {
         *reply.mutable_offer() = hooks_.offer(c->node, msg.offer_request());
@@ -241,6 +250,13 @@ class ControlServerImpl final : public ControlServer {
     return msg;
   }
 
+  // Addresses from a peer are dialled and handed to libtorrent: IPv4:PORT (data address may be
+  // empty), or the member is not taken.
+  static bool ValidAddresses(const v1::Member& m) {
+    return ParseIpv4Endpoint(m.address()).has_value() &&
+           (m.data_address().empty() || ParseIpv4Endpoint(m.data_address()).has_value());
+  }
+
   bool IsReachable(const std::string& node) const {
     std::lock_guard lock(mu_);
     auto it = members_.find(node);
@@ -256,9 +272,18 @@ class ControlServerImpl final : public ControlServer {
   void Learn(const v1::Hello& hello, const std::string& verified_sender) {
     std::lock_guard lock(mu_);
     for (const auto& m : hello.members()) {
-      if (m.node() == o_.node || m.node().empty() || !IsValidNodeName(m.node())) continue;
-      auto& st = members_[m.node()];
-      if (st.member.address().empty() || m.node() == verified_sender) st.member = m;
+      if (m.node() == o_.node || m.node().empty() || !IsValidNodeName(m.node()) || !ValidAddresses(m)) continue;
+      auto it = members_.find(m.node());
+      if (it == members_.end()) {
+        if (members_.size() >= kMaxMembers) continue;
+        it = members_.emplace(m.node(), MemberState{}).first;
+      }
+      if (it->second.member.address().empty()) it->second.member = m;
+    }
+    if (!ValidAddresses(hello.self())) {
+      log_->warn("control plane: node {} announces unusable addresses (\"{}\", \"{}\"); ignored", verified_sender,
+                 hello.self().address().substr(0, 64), hello.self().data_address().substr(0, 64));
+      return;
     }
     auto& sender = members_[verified_sender];
     const int64_t now = Now();
@@ -271,13 +296,20 @@ class ControlServerImpl final : public ControlServer {
   }
 
   // Every dial interval: dial each configured peer and each known member (not ourselves).
-  void DialRound() {
+  // One exchange per pair of members and interval is enough (Hellos go both ways): a learned
+  // member is dialled by the one of the two whose name sorts first, or by either when it has not
+  // been heard from for two intervals; configured peers are always dialled. `all`: every member
+  // (something changed here that they should hear about now).
+  void DialRound(bool all = false) {
     if (stopping_) return;
     std::set<std::string> targets(o_.peers.begin(), o_.peers.end());
     {
       std::lock_guard lock(mu_);
+      const int64_t now = Now();
+      const int64_t quiet = 2 * o_.dial_interval_ms / 1000 + 1;
       for (const auto& [name, m] : members_) {
-        if (!m.member.address().empty()) targets.insert(m.member.address());
+        if (m.member.address().empty()) continue;
+        if (all || o_.node < name || now - m.last_seen_unix > quiet) targets.insert(m.member.address());
       }
     }
     targets.erase(self_.address());
@@ -303,14 +335,14 @@ class ControlServerImpl final : public ControlServer {
   };
 
   void Dial(const std::string& target) {
-    auto colon = target.rfind(':');
+    auto parsed = ParseIpv4Endpoint(target);
     boost::system::error_code ec;
-    auto addr = asio::ip::make_address_v4(target.substr(0, colon), ec);
-    if (colon == std::string::npos || ec) {
+    auto addr = parsed ? asio::ip::make_address_v4(parsed->host, ec) : asio::ip::address_v4();
+    if (!parsed || ec) {
       dialing_.erase(target);
       return;
     }
-    tcp::endpoint ep(addr, static_cast<uint16_t>(std::stoi(target.substr(colon + 1))));
+    tcp::endpoint ep(addr, parsed->port);
     auto d = std::make_shared<Out>(io_, client_ctx_);
     d->target = target;
     outs_.insert(d);
@@ -346,7 +378,11 @@ class ControlServerImpl final : public ControlServer {
     v1::ControlMessage msg;
     *msg.mutable_offer_request() = d->asking;
     d->out = EncodeFrame(msg);
-    d->timer.expires_after(std::chrono::milliseconds(4 * o_.handshake_timeout_ms));
+    // A new deadline per Offer (expires_after cancels the pending wait, so wait again).
+    d->timer.expires_after(std::chrono::milliseconds(kOfferTimeoutMs));
+    d->timer.async_wait([this, d](const boost::system::error_code& tec) {
+      if (!tec) EndDial(d, "no offer within " + std::to_string(kOfferTimeoutMs / 1000) + " s");
+    });
     asio::async_write(d->stream, asio::buffer(d->out), [this, d](const boost::system::error_code& wec, size_t) {
       if (wec) return EndDial(d, wec.message());
       ReadMessage(d->stream, d->header, d->body, kMaxOfferFrame, [this, d](const std::string& error, const v1::ControlMessage& msg2) {

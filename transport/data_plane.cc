@@ -1,5 +1,7 @@
 #include "transport/data_plane.h"
 
+#include "transport/address.h"
+
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
@@ -8,6 +10,7 @@
 #include <libtorrent/bdecode.hpp>
 #include <libtorrent/disk_buffer_holder.hpp>
 #include <libtorrent/disk_interface.hpp>
+#include <libtorrent/disk_observer.hpp>
 #include <libtorrent/error_code.hpp>
 #include <libtorrent/hex.hpp>
 #include <libtorrent/ip_filter.hpp>
@@ -21,6 +24,7 @@
 #include <libtorrent/torrent_status.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <cstdlib>
 #include <condition_variable>
@@ -49,8 +53,11 @@ void BInt(std::string& out, uint64_t v) {
   out += 'e';
 }
 
-// The info dictionary for `layout` with the given concatenated SHA-1 piece hashes.
-std::string EncodeInfo(const TorrentLayout& layout, std::string_view pieces, const std::string& ssl_ca_pem) {
+// The info dictionary for `layout` with the given concatenated SHA-1 piece hashes. Its
+// "gapsync-release" key (the release digest) makes every release its own torrent, even two with
+// the same blobs.
+std::string EncodeInfo(const TorrentLayout& layout, std::string_view pieces, const std::string& ssl_ca_pem,
+                       const std::string& release) {
   std::string out = "d";
   BString(out, "files");
   out += 'l';
@@ -78,6 +85,8 @@ std::string EncodeInfo(const TorrentLayout& layout, std::string_view pieces, con
     }
   }
   out += 'e';
+  BString(out, "gapsync-release");
+  BString(out, release);
   BString(out, "name");
   BString(out, kDataPlaneName);
   BString(out, "piece length");
@@ -111,6 +120,7 @@ lt::storage_error StorageError(const Error& e) {
 // One release torrent as the disk layer sees it.
 struct Entry {
   std::string key;
+  std::string name;  // for logs
   TorrentLayout layout;
   std::vector<lt::sha1_hash> piece_hashes;
   lt::sha1_hash info_hash;
@@ -143,8 +153,11 @@ struct Entry {
   }
 };
 
+class StoreDiskIo;
+
 // The state shared by the disk I/O object (constructed by libtorrent) and the DataPlane.
 struct Shared {
+  StoreDiskIo* disk = nullptr;  // set while libtorrent's disk I/O object lives
   store::BlobStore* store = nullptr;
   std::shared_ptr<spdlog::logger> log;
   DataPlaneCallbacks callbacks;
@@ -158,8 +171,26 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
  public:
   StoreDiskIo(lt::io_context& ioc, std::shared_ptr<Shared> shared) : ioc_(ioc), shared_(std::move(shared)) {
     thread_ = std::thread([this] { Loop(); });
+    std::lock_guard lock(shared_->mu);
+    shared_->disk = this;
   }
-  ~StoreDiskIo() override { abort(true); }
+  ~StoreDiskIo() override {
+    {
+      std::lock_guard lock(shared_->mu);
+      shared_->disk = nullptr;
+    }
+    abort(true);
+  }
+
+  // Blobs of `e` whose pieces are all held but that were never completed (a stop right before):
+  // completed on the disk thread, as if their last piece had just arrived.
+  void CompleteLater(std::shared_ptr<Entry> e, std::vector<size_t> blobs) {
+    Submit([this, e, blobs = std::move(blobs)] {
+      for (size_t b : blobs) {
+        if (!CompleteBlob(*e, b)) return;
+      }
+    });
+  }
 
   lt::storage_holder new_torrent(lt::storage_params const& p, std::shared_ptr<void> const&) override {
     std::shared_ptr<Entry> e;
@@ -185,7 +216,12 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     auto& slot = storages_[static_cast<size_t>(static_cast<std::uint32_t>(idx))];
     if (slot) {
       for (auto it = writing_.begin(); it != writing_.end();) {
-        it = it->first.first == slot.get() ? writing_.erase(it) : std::next(it);
+        if (it->first.first == slot.get()) {
+          Release(it->second.size());
+          it = writing_.erase(it);
+        } else {
+          ++it;
+        }
       }
     }
     slot.reset();
@@ -207,7 +243,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
         if (!got.ok()) {
           se = StorageError(got.error());
           se.operation = lt::operation_t::file_read;
-          shared_->log->error("data plane: release {}: reading piece {}: {}", e->key,
+          shared_->log->error("data plane: release {}: reading piece {}: {}", e->name,
                               static_cast<int>(r.piece), got.error().message);
         } else {
           e->uploaded += static_cast<uint64_t>(r.length);
@@ -221,23 +257,34 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   }
 
   bool async_write(lt::storage_index_t storage, lt::peer_request const& r, char const* buf,
-                   std::shared_ptr<lt::disk_observer>, std::function<void(lt::storage_error const&)> handler,
+                   std::shared_ptr<lt::disk_observer> o, std::function<void(lt::storage_error const&)> handler,
                    lt::disk_job_flags_t) override {
     auto e = Get(storage);
     lt::storage_error se;
-    if (e && r.piece >= lt::piece_index_t{0} && static_cast<uint32_t>(static_cast<int>(r.piece)) < e->layout.num_pieces) {
-      const uint32_t piece = static_cast<uint32_t>(static_cast<int>(r.piece));
-      const int plen = e->piece_len(piece);
-      if (r.start >= 0 && r.length >= 0 && r.start + r.length <= plen) {
-        std::lock_guard lock(mu_);
-        auto& data = writing_[{e.get(), piece}];
-        if (data.empty()) data.assign(static_cast<size_t>(plen), 0);  // pad blocks stay zero
-        std::memcpy(data.data() + r.start, buf, static_cast<size_t>(r.length));
-        e->downloaded += static_cast<uint64_t>(r.length);
+    bool over = false;
+    const uint32_t piece = static_cast<uint32_t>(static_cast<int>(r.piece));
+    if (e && r.piece >= lt::piece_index_t{0} && piece < e->layout.num_pieces && r.start >= 0 && r.length >= 0 &&
+        r.start + r.length <= e->piece_len(piece)) {
+      std::lock_guard lock(mu_);
+      auto& data = writing_[{e.get(), piece}];
+      if (data.empty()) {
+        data.assign(static_cast<size_t>(e->piece_len(piece)), 0);  // pad blocks stay zero
+        buffered_ += data.size();
       }
+      std::memcpy(data.data() + r.start, buf, static_cast<size_t>(r.length));
+      e->downloaded += static_cast<uint64_t>(r.length);
+      // Backpressure: beyond kMaxBuffered bytes of pieces in memory, libtorrent stops reading
+      // from peers until the disk thread has caught up (disk_observer::on_disk).
+      if (buffered_ > kMaxBuffered) {
+        over = true;
+        if (o) observers_.push_back(std::move(o));
+      }
+    } else {
+      se.ec = lt::error_code(EINVAL, lt::generic_category());
+      se.operation = lt::operation_t::file_write;
     }
     lt::post(ioc_, [se, handler = std::move(handler)] { handler(se); });
-    return false;
+    return over;
   }
 
   void async_hash(lt::storage_index_t storage, lt::piece_index_t piece, lt::span<lt::sha256_hash>,
@@ -306,7 +353,11 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     auto e = Get(storage);
     if (e) {
       std::lock_guard lock(mu_);
-      writing_.erase({e.get(), static_cast<uint32_t>(static_cast<int>(index))});
+      auto it = writing_.find({e.get(), static_cast<uint32_t>(static_cast<int>(index))});
+      if (it != writing_.end()) {
+        Release(it->second.size());
+        writing_.erase(it);
+      }
     }
     lt::post(ioc_, [index, handler = std::move(handler)] { handler(index); });
   }
@@ -323,6 +374,9 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     SyncNow();
+    if (blocks_served_ > 0) {
+      shared_->log->info("data plane: served {} blocks with {} piece reads from the store", blocks_served_, pieces_read_);
+    }
   }
 
   void submit_jobs() override {}
@@ -331,6 +385,17 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   void free_disk_buffer(char* buf) override { delete[] buf; }
 
  private:
+  // mu_ held: `n` bytes of piece buffers freed; below half the limit, peers may be read again.
+  void Release(size_t n) {
+    buffered_ -= std::min(buffered_, n);
+    if (buffered_ <= kMaxBuffered / 2 && !observers_.empty()) {
+      lt::post(ioc_, [obs = std::move(observers_)] {
+        for (auto& o : obs) o->on_disk();
+      });
+      observers_.clear();
+    }
+  }
+
   std::shared_ptr<Entry> Get(lt::storage_index_t idx) {
     std::lock_guard lock(mu_);
     const auto i = static_cast<size_t>(static_cast<std::uint32_t>(idx));
@@ -382,7 +447,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       }
       for (auto& e : entries) {
         if (std::find(e->blob_done.begin(), e->blob_done.end(), false) != e->blob_done.end()) {
-          Fail(*e, "making received pieces durable: " + st.error().message);
+          Fail(*e, Error{st.error().code, "making received pieces durable: " + st.error().message});
         }
       }
       return;
@@ -400,7 +465,9 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     for (auto& c : cache_) {
       if (c.entry == &e && c.piece == piece) data = &c.bytes;
     }
+    blocks_served_++;
     if (data == nullptr) {
+      pieces_read_++;
       const size_t b = e.layout.blob_of_piece(piece);
       CachedPiece c{&e, piece, {}};
       GS_RETURN_IF_ERROR(shared_->store->ReadPiece(e.layout.blobs[b].digest, piece - e.layout.first_piece[b], c.bytes));
@@ -429,6 +496,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       if (it != writing_.end()) {
         data = std::move(it->second);
         writing_.erase(it);
+        Release(data.size());
       }
     }
     const size_t b = e.layout.blob_of_piece(piece);
@@ -438,8 +506,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       std::vector<uint8_t> held;
       auto st = shared_->store->ReadPiece(blob.digest, chunk, held);
       if (!st.ok()) {
-        se = StorageError(st.error());
-        se.operation = lt::operation_t::file_read;
+        hash.clear();  // not held: a hash that matches nothing (the piece is fetched again)
         return;
       }
       held.resize(static_cast<size_t>(e.piece_len(piece)), 0);
@@ -460,32 +527,39 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
                                        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), e.data_len(piece)));
     if (!st.ok()) {
       se = StorageError(st.error());
-      Fail(e, "storing piece " + std::to_string(piece) + " (blob " + blob.digest.str() + "): " + st.error().message);
+      Fail(e, Error{st.error().code, "storing piece " + std::to_string(piece) + " (blob " + blob.digest.str() + "): " + st.error().message});
       return;
     }
     dirty_ = true;
     e.bytes_have += e.data_len(piece);
     if (e.blob_done[b] || --e.missing_per_blob[b] > 0) return;
-    st = shared_->store->CompletePieces(blob.digest);
+    if (!CompleteBlob(e, b)) se = StorageError(Error{Errc::kCorrupt, e.error});
+  }
+
+  // Disk thread: every piece of blob `b` is held: checks its SHA-256 and makes it visible. False
+  // (and the transfer failed) when the pieces do not hash to the blob's digest or the store fails.
+  bool CompleteBlob(Entry& e, size_t b) {
+    const auto& blob = e.layout.blobs[b];
+    auto st = shared_->store->CompletePieces(blob.digest);
     if (st.ok()) st = shared_->store->Sync();
     if (!st.ok()) {
-      se = StorageError(st.error());
-      Fail(e, st.error().message);
-      return;
+      Fail(e, st.error());
+      return false;
     }
     dirty_ = false;
     e.blob_done[b] = true;
     if (shared_->callbacks.blob_done) shared_->callbacks.blob_done(e.key, blob.digest);
+    return true;
   }
 
-  void Fail(Entry& e, const std::string& why) {
+  void Fail(Entry& e, const Error& why) {
     {
       std::lock_guard lock(e.mu);
       if (!e.error.empty()) return;
-      e.error = why;
+      e.error = why.message;
     }
     e.failed = true;
-    shared_->log->error("data plane: release {}: {}", e.key, why);
+    shared_->log->error("data plane: release {}: {}", e.name, why.message);
     if (shared_->callbacks.failed) shared_->callbacks.failed(e.key, why);
   }
 
@@ -505,7 +579,11 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   std::vector<std::shared_ptr<Entry>> storages_;     // mu_
   std::vector<lt::storage_index_t> free_;            // mu_
   std::map<std::pair<const Entry*, uint32_t>, std::vector<char>> writing_;  // mu_: pieces being received
+  static constexpr size_t kMaxBuffered = 48u << 20;  // bytes of pieces being received, all torrents
+  size_t buffered_ = 0;                                                   // mu_
+  std::vector<std::shared_ptr<lt::disk_observer>> observers_;             // mu_: waiting for on_disk
   std::deque<CachedPiece> cache_;                    // disk thread
+  uint64_t blocks_served_ = 0, pieces_read_ = 0;    // disk thread: upload blocks, store reads for them
   bool dirty_ = false;                               // disk thread: pieces stored since the last Sync
   std::thread thread_;
 };
@@ -580,7 +658,12 @@ class DataPlaneImpl final : public DataPlane {
         if ((id & lt::settings_pack::type_mask) == lt::settings_pack::bool_type_base) {
           s.set_bool(id, value == "1" || value == "true");
         } else if ((id & lt::settings_pack::type_mask) == lt::settings_pack::int_type_base) {
-          s.set_int(id, std::stoi(value));
+          int v = 0;
+          auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+          if (ec != std::errc() || end != value.data() + value.size()) {
+            return MakeError(Errc::kInvalidArgument, "GAPSYNC_LT_SETTINGS: " + name + "=" + value + " is not a number");
+          }
+          s.set_int(id, v);
         } else {
           s.set_str(id, value);
         }
@@ -622,7 +705,11 @@ class DataPlaneImpl final : public DataPlane {
   uint16_t port() const override { return port_; }
   const std::string& tls_root_pem() const override { return ca_pem_; }
 
-  Status Add(const std::string& key, const TorrentLayout& layout, const std::string& info) override {
+  Status Add(const std::string& key, const std::string& name, const TorrentLayout& layout, const std::string& info) override {
+    {
+      std::lock_guard lock(mu_);
+      if (entries_.count(key)) return MakeError(Errc::kConflict, "release " + key + " is already being served");
+    }
     if (layout.num_pieces == 0) return MakeError(Errc::kInvalidArgument, "release " + key + " has no bytes to transfer");
     std::string file = "d4:info" + info + "e";
     lt::error_code ec;
@@ -634,17 +721,19 @@ class DataPlaneImpl final : public DataPlane {
     }
     auto e = std::make_shared<Entry>();
     e->key = key;
+    e->name = name.empty() ? key : name;
     e->layout = layout;
     e->info_hash = ti->info_hashes().v1;
     for (int p = 0; p < ti->num_pieces(); ++p) e->piece_hashes.push_back(ti->hash_for_piece(lt::piece_index_t{p}));
     lt::add_torrent_params atp;
     atp.ti = ti;
     atp.save_path = ".";  // unused: every byte goes through the store
-    atp.flags = lt::torrent_flags::update_subscribe | lt::torrent_flags::apply_ip_filter;
+    atp.flags = lt::torrent_flags::update_subscribe | lt::torrent_flags::apply_ip_filter | lt::torrent_flags::duplicate_is_error;
     if (super_seeding_) atp.flags |= lt::torrent_flags::super_seeding;
     atp.have_pieces.resize(static_cast<int>(layout.num_pieces), false);
     e->missing_per_blob.resize(layout.blobs.size(), 0);
     e->blob_done.resize(layout.blobs.size(), false);
+    std::vector<size_t> to_complete;
     for (size_t b = 0; b < layout.blobs.size(); ++b) {
       const auto& blob = layout.blobs[b];
       GS_ASSIGN_OR_RETURN(auto held, store_.HeldPieces(blob.digest, blob.size));
@@ -659,14 +748,7 @@ class DataPlaneImpl final : public DataPlane {
           e->missing_per_blob[b]++;
         }
       }
-      if (!e->blob_done[b] && e->missing_per_blob[b] == 0) {
-        // every piece held but never completed (stopped right before): complete it now
-        auto st = store_.CompletePieces(blob.digest);
-        if (st.ok()) st = store_.Sync();
-        if (!st.ok()) return st;
-        e->blob_done[b] = true;
-        if (shared_->callbacks.blob_done) shared_->callbacks.blob_done(key, blob.digest);
-      }
+      if (!e->blob_done[b] && e->missing_per_blob[b] == 0) to_complete.push_back(b);
     }
     {
       std::lock_guard lock(shared_->mu);
@@ -687,9 +769,30 @@ class DataPlaneImpl final : public DataPlane {
       peers = peers_;
     }
     Connect(*e, peers);
-    log_->info("data plane: release {}: {} blobs, {} pieces, {} of {} bytes held", key, layout.blobs.size(),
+    if (!to_complete.empty()) {
+      std::lock_guard lock(shared_->mu);
+      if (shared_->disk) shared_->disk->CompleteLater(e, std::move(to_complete));
+    }
+    log_->info("data plane: release {}: {} blobs, {} pieces, {} of {} bytes held", e->name, layout.blobs.size(),
                layout.num_pieces, e->bytes_have.load(), layout.total_bytes);
     return OkStatus();
+  }
+
+  void Remove(const std::string& key) override {
+    std::shared_ptr<Entry> e;
+    {
+      std::lock_guard lock(mu_);
+      auto it = entries_.find(key);
+      if (it == entries_.end()) return;
+      e = it->second;
+      entries_.erase(it);
+    }
+    {
+      std::lock_guard lock(shared_->mu);
+      shared_->by_info_hash.erase(e->info_hash);
+    }
+    if (e->handle.is_valid()) session_->remove_torrent(e->handle);
+    log_->info("data plane: release {}: no longer served", e->name);
   }
 
   bool Has(const std::string& key) const override {
@@ -720,6 +823,7 @@ class DataPlaneImpl final : public DataPlane {
     for (auto& e : entries) {
       TransferState t;
       t.key = e->key;
+      t.name = e->name;
       t.info_hash = lt::aux::to_hex(e->info_hash);
       t.bytes_total = e->layout.total_bytes;
       t.bytes_have = std::min(e->bytes_have.load(), t.bytes_total);
@@ -760,12 +864,11 @@ class DataPlaneImpl final : public DataPlane {
   void Connect(Entry& e, const std::vector<std::string>& peers) {
     if (!e.handle.is_valid()) return;
     for (const auto& p : peers) {
-      auto colon = p.rfind(':');
-      if (colon == std::string::npos) continue;
+      auto parsed = ParseIpv4Endpoint(p);
+      if (!parsed) continue;
       lt::error_code ec;
-      auto addr = lt::make_address_v4(p.substr(0, colon), ec);
-      if (ec) continue;
-      e.handle.connect_peer(lt::tcp::endpoint(addr, static_cast<uint16_t>(std::stoi(p.substr(colon + 1)))));
+      auto addr = lt::make_address_v4(parsed->host, ec);
+      if (!ec) e.handle.connect_peer(lt::tcp::endpoint(addr, parsed->port));
     }
   }
 
@@ -773,22 +876,20 @@ class DataPlaneImpl final : public DataPlane {
   // pieces from it at the same time, and the seed's uplink (the scarce resource) would carry
   // pieces several times. So pieces are sliced among the nodes fetching the release (this node
   // and the connected peers that are not seeds, ranked by address): piece p is node
-  // (p mod M)'s. A node fetches its own slice first (top priority, from the seeds), and the
-  // others' slices only once a fetching peer holds them (so from that peer, not again from the
-  // seed). Recomputed every half second: when a peer leaves, the slices are dealt again; when no
-  // other node fetches, every piece is this node's.
+  // (p mod M)'s. A node fetches its own slice first (top priority; only the seeds have it), the
+  // others' slices at normal priority, which in practice means mostly from the peers whose slice
+  // they are, once they hold them (libtorrent's picker still takes some from a seed when it has
+  // nothing better to ask it for; keeping them at priority 0 until a peer holds them made
+  // libtorrent consider the torrent finished and drop its connections). Recomputed every half
+  // second: when a peer leaves, the slices are dealt again; when no other node fetches, every
+  // piece is this node's.
   void RefreshSlices(Entry& e) {
     if (!e.handle.is_valid() || e.bytes_have.load() == e.layout.total_bytes) return;
     std::vector<lt::peer_info> peers;
     e.handle.get_peer_info(peers);
     std::vector<std::string> fetchers{o_.listen_host};
-    std::vector<bool> at_fetchers(e.layout.num_pieces, false);
     for (const auto& p : peers) {
-      if (p.flags & lt::peer_info::seed) continue;
-      fetchers.push_back(p.ip.address().to_string());
-      for (uint32_t i = 0; i < e.layout.num_pieces && i < static_cast<uint32_t>(p.pieces.size()); ++i) {
-        if (p.pieces.get_bit(lt::piece_index_t{static_cast<int>(i)})) at_fetchers[i] = true;
-      }
+      if (!(p.flags & lt::peer_info::seed)) fetchers.push_back(p.ip.address().to_string());
     }
     std::sort(fetchers.begin(), fetchers.end());
     fetchers.erase(std::unique(fetchers.begin(), fetchers.end()), fetchers.end());
@@ -799,7 +900,7 @@ class DataPlaneImpl final : public DataPlane {
       if (members > 1 && p % members != rank) prio[p] = lt::default_priority;
     }
     if (prio == e.priorities) return;
-    if (fetchers != e.fetchers) log_->debug("data plane: release {}: fetching slice {} of {} first", e.key, rank, members);
+    if (fetchers != e.fetchers) log_->debug("data plane: release {}: fetching slice {} of {} first", e.name, rank, members);
     e.fetchers = std::move(fetchers);
     e.priorities = prio;
     e.handle.prioritize_pieces(prio);
@@ -811,17 +912,18 @@ class DataPlaneImpl final : public DataPlane {
     f.add_rule(lt::make_address_v4("0.0.0.0"), lt::make_address_v4("255.255.255.255"), lt::ip_filter::blocked);
     f.add_rule(lt::make_address_v4("127.0.0.0"), lt::make_address_v4("127.255.255.255"), 0);
     for (const auto& p : peers_) {
+      auto parsed = ParseIpv4Endpoint(p);
       lt::error_code ec;
-      auto addr = lt::make_address_v4(p.substr(0, p.rfind(':')), ec);
-      if (!ec) f.add_rule(addr, addr, 0);
+      auto addr = lt::make_address_v4(parsed ? parsed->host : std::string(), ec);
+      if (parsed && !ec) f.add_rule(addr, addr, 0);
     }
     session_->set_ip_filter(f);
   }
 
-  std::string KeyOf(const lt::torrent_handle& h) {
+  std::string NameOf(const lt::torrent_handle& h) {
     std::lock_guard lock(mu_);
     for (auto& [k, e] : entries_) {
-      if (e->handle == h) return k;
+      if (e->handle == h) return e->name;
     }
     return "?";
   }
@@ -839,7 +941,7 @@ class DataPlaneImpl final : public DataPlane {
       e->handle.get_peer_info(peers);
       for (auto& p : peers) {
         log_->debug("data plane: release {}: peer {} down {:.1f} Mbit/s, up {:.1f} Mbit/s, {} blocks requested, {} requested by it, "
-                    "interesting {}, choked {}, interested {}, choking us {}, {} pieces", e->key,
+                    "interesting {}, choked {}, interested {}, choking us {}, {} pieces", e->name,
                    p.ip.address().to_string(), p.down_speed * 8 / 1e6, p.up_speed * 8 / 1e6, p.download_queue_length,
                    p.upload_queue_length, bool(p.flags & lt::peer_info::interesting), bool(p.flags & lt::peer_info::choked),
                    bool(p.flags & lt::peer_info::remote_interested), bool(p.flags & lt::peer_info::remote_choked), p.num_pieces);
@@ -853,7 +955,7 @@ class DataPlaneImpl final : public DataPlane {
     for (const auto& t : Transfers()) {
       if (t.complete || !t.error.empty()) continue;
       log_->info("data plane: release {}: {:.1f} % ({} of {} bytes), down {:.1f} Mbit/s, up {:.1f} Mbit/s, {} peers",
-                 t.key, t.bytes_total ? 100.0 * static_cast<double>(t.bytes_have) / static_cast<double>(t.bytes_total) : 100.0,
+                 t.name, t.bytes_total ? 100.0 * static_cast<double>(t.bytes_have) / static_cast<double>(t.bytes_total) : 100.0,
                  t.bytes_have, t.bytes_total, static_cast<double>(t.download_rate) * 8 / 1e6,
                  static_cast<double>(t.upload_rate) * 8 / 1e6, t.peers);
     }
@@ -884,21 +986,21 @@ class DataPlaneImpl final : public DataPlane {
       for (auto* a : alerts) {
         if (auto* ban = lt::alert_cast<lt::peer_ban_alert>(a)) {
           log_->warn("data plane: release {}: banned peer {}: it sent pieces that fail their hash check",
-                     KeyOf(ban->handle), ban->endpoint.address().to_string());
+                     NameOf(ban->handle), ban->endpoint.address().to_string());
         } else if (auto* hf = lt::alert_cast<lt::hash_failed_alert>(a)) {
-          log_->warn("data plane: release {}: piece {} failed its hash check (discarded)", KeyOf(hf->handle),
+          log_->warn("data plane: release {}: piece {} failed its hash check (discarded)", NameOf(hf->handle),
                      static_cast<int>(hf->piece_index));
         } else if (auto* fe = lt::alert_cast<lt::file_error_alert>(a)) {
-          log_->error("data plane: release {}: {}", KeyOf(fe->handle), fe->error.message());
+          log_->error("data plane: release {}: {}", NameOf(fe->handle), fe->error.message());
         } else if (auto* te = lt::alert_cast<lt::torrent_error_alert>(a)) {
           if (std::string(te->filename()).empty()) continue;  // no DH file: not needed (ECDHE)
-          log_->error("data plane: release {}: {} ({})", KeyOf(te->handle), te->error.message(), te->filename());
+          log_->error("data plane: release {}: {} ({})", NameOf(te->handle), te->error.message(), te->filename());
         } else if (auto* pe = lt::alert_cast<lt::peer_error_alert>(a)) {
           log_->debug("data plane: peer {}: {}", pe->endpoint.address().to_string(), pe->error.message());
         } else if (auto* ie = lt::alert_cast<lt::incoming_connection_alert>(a)) {
           log_->debug("data plane: incoming connection from {}", ie->endpoint.address().to_string());
         } else if (auto* tf = lt::alert_cast<lt::torrent_finished_alert>(a)) {
-          log_->info("data plane: release {}: every piece received", KeyOf(tf->handle));
+          log_->info("data plane: release {}: every piece received", NameOf(tf->handle));
         }
       }
     }
@@ -944,7 +1046,8 @@ size_t TorrentLayout::blob_of_piece(uint32_t piece) const {
   return static_cast<size_t>(it - first_piece.begin()) - 1;
 }
 
-Result<std::string> BuildTorrentInfo(store::BlobStore& store, const TorrentLayout& layout, const std::string& ssl_ca_pem) {
+Result<std::string> BuildTorrentInfo(store::BlobStore& store, const TorrentLayout& layout, const std::string& ssl_ca_pem,
+                                     const std::string& release) {
   if (layout.piece_size != store.chunk_size()) {
     return MakeError(Errc::kInvalidArgument, "torrent piece size must be the store's chunk size");
   }
@@ -961,10 +1064,11 @@ Result<std::string> BuildTorrentInfo(store::BlobStore& store, const TorrentLayou
       pieces.append(h.data(), h.size());
     }
   }
-  return EncodeInfo(layout, pieces, ssl_ca_pem);
+  return EncodeInfo(layout, pieces, ssl_ca_pem, release);
 }
 
-Status CheckTorrentInfo(const std::string& info, const TorrentLayout& layout, const std::string& ssl_ca_pem) {
+Status CheckTorrentInfo(const std::string& info, const TorrentLayout& layout, const std::string& ssl_ca_pem,
+                        const std::string& release) {
   lt::error_code ec;
   lt::bdecode_node node = lt::bdecode(lt::span<char const>(info.data(), static_cast<std::ptrdiff_t>(info.size())), ec);
   if (ec || node.type() != lt::bdecode_node::dict_t) return MakeError(Errc::kCorrupt, "torrent info is not a bencoded dictionary");
@@ -974,8 +1078,8 @@ Status CheckTorrentInfo(const std::string& info, const TorrentLayout& layout, co
     return MakeError(Errc::kCorrupt, "torrent info lists " + std::to_string(pieces.size() / 20) + " piece hashes, the release's blobs make " +
                                          std::to_string(layout.num_pieces) + " pieces");
   }
-  if (EncodeInfo(layout, pieces, ssl_ca_pem) != info) {
-    return MakeError(Errc::kCorrupt, "torrent info does not describe the release's blobs (files, sizes, piece size or TLS root differ)");
+  if (EncodeInfo(layout, pieces, ssl_ca_pem, release) != info) {
+    return MakeError(Errc::kCorrupt, "torrent info does not describe the release's blobs (files, sizes, piece size, TLS root or release differ)");
   }
   return OkStatus();
 }

@@ -60,13 +60,15 @@ struct TorrentLayout {
 };
 
 // The bencoded info dictionary of a release torrent, hashing every piece of the (complete) blobs
-// in `store`. `ssl_ca_pem` non-empty: an SSL torrent rooted at that CA.
+// in `store`. `ssl_ca_pem` non-empty: an SSL torrent rooted at that CA. `release` (the release
+// digest) is part of the dictionary, so every release is its own torrent.
 Result<std::string> BuildTorrentInfo(store::BlobStore& store, const TorrentLayout& layout,
-                                     const std::string& ssl_ca_pem);
+                                     const std::string& ssl_ca_pem, const std::string& release);
 // Checks an info dictionary received from a peer describes exactly `layout` (files, sizes, pad
 // files, piece size and count, name, ssl-cert). Its piece hashes cannot be checked before the
 // bytes are there; every finished blob is checked against its signed SHA-256.
-Status CheckTorrentInfo(const std::string& info, const TorrentLayout& layout, const std::string& ssl_ca_pem);
+Status CheckTorrentInfo(const std::string& info, const TorrentLayout& layout, const std::string& ssl_ca_pem,
+                        const std::string& release);
 
 struct DataPlaneOptions {
   std::string listen_host;  // IPv4
@@ -79,6 +81,7 @@ struct DataPlaneOptions {
 
 struct TransferState {
   std::string key;           // the owner's name for the release
+  std::string name;          // its name in logs
   std::string info_hash;     // of its torrent (hex): the TLS server name its peers connect with
   uint64_t bytes_total = 0;  // of the release's blobs
   uint64_t bytes_have = 0;   // verified and stored
@@ -95,8 +98,9 @@ struct TransferState {
 struct DataPlaneCallbacks {
   // A blob of release `key` is complete, verified and durable in the store.
   std::function<void(const std::string& key, const BlobDigest& digest)> blob_done;
-  // Release `key` cannot go on (store write failed, a blob's pieces do not hash to its digest).
-  std::function<void(const std::string& key, const std::string& error)> failed;
+  // Release `key` cannot go on: a store write failed (kNoSpace, kIo), or a blob's pieces do not
+  // hash to its digest (kCorrupt: the torrent's piece hashes were wrong).
+  std::function<void(const std::string& key, const Error& error)> failed;
 };
 
 class DataPlane {
@@ -108,8 +112,13 @@ class DataPlane {
   // The PEM of the CA that roots every torrent ("" without TLS): for BuildTorrentInfo.
   virtual const std::string& tls_root_pem() const = 0;
   // Starts spreading a release: serves the pieces the store holds, fetches the others. `info` as
-  // made by BuildTorrentInfo (checked with CheckTorrentInfo when it came from a peer).
-  virtual Status Add(const std::string& key, const TorrentLayout& layout, const std::string& info) = 0;
+  // made by BuildTorrentInfo (checked with CheckTorrentInfo when it came from a peer). `key`
+  // names it in callbacks and Transfers (the release digest), `name` in logs (app@version);
+  // kConflict if already added.
+  virtual Status Add(const std::string& key, const std::string& name, const TorrentLayout& layout,
+                     const std::string& info) = 0;
+  // Stops spreading a release (e.g. its torrent turned out bad); its stored pieces stay.
+  virtual void Remove(const std::string& key) = 0;
   virtual bool Has(const std::string& key) const = 0;
   // Data-plane addresses (IPv4:PORT) of the other members; every release connects to them.
   virtual void SetPeers(const std::vector<std::string>& peers) = 0;

@@ -103,8 +103,8 @@ swarm() {
   local nrecv=$1 rate=$2 tls=$3 nodes=$(($1 + 1)) i
   cluster_up $nodes "$rate" >/dev/null 2>&1
   local be; be=$(beff $nodes "$rate")
+  rm -rf "$WORK"/n*/data "$WORK"/n*/agent.log   # nothing of an earlier run may count
   for i in $(seq 1 $nodes); do
-    rm -rf "$WORK/n$i/data" "$WORK/n$i/agent.log"
     P2P_TLS=$tls p2p_config "$i" $([ "$i" -gt 1 ] && echo 1)
     p2p_start "$i"
   done
@@ -117,7 +117,11 @@ swarm() {
   }
   wait_for 90 knows_all || { say "membership did not converge"; return 1; }
   G ingest "$WORK/bundle" --agent "$WORK/n1/agent.sock" >/dev/null
-  done_count() { grep -l "release $REL complete: every blob verified" "$WORK"/n*/agent.log 2>/dev/null | wc -l; }
+  done_count() {
+    local j c=0
+    for j in $(seq 2 $nodes); do grep -q "release $REL complete: every blob verified" "$WORK/n$j/agent.log" 2>/dev/null && c=$((c + 1)); done
+    echo $c
+  }
   all_done() { [ "$(done_count)" -ge "$nrecv" ]; }
   wait_for 900 all_done || { say "only $(done_count) of $nrecv receivers finished"; dump_logs >&2; return 1; }
   local t0; t0=$(ms_of "$(grep -m1 "serving release $REL" "$WORK/n1/agent.log" | cut -c1-23)")

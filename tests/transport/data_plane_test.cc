@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -23,6 +24,7 @@ namespace gapsync::transport {
 namespace {
 
 constexpr uint32_t kMiB = 1 << 20;
+const std::string kRelease = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = [] {
@@ -45,6 +47,41 @@ BlobDigest DigestOf(const std::vector<uint8_t>& bytes) {
   h.Update(std::span<const uint8_t>(bytes));
   return h.Finish();
 }
+
+// A store that holds pieces but never completes a blob from them: the liar below keeps serving
+// pieces that are not the signed blob's bytes.
+class NeverCompletes final : public store::BlobStore {
+ public:
+  explicit NeverCompletes(store::BlobStore& s) : s_(s) {}
+  Result<std::optional<store::BlobInfo>> Stat(const BlobDigest& d) override { return s_.Stat(d); }
+  Result<uint64_t> PartialBytes(const BlobDigest& d) override { return s_.PartialBytes(d); }
+  Status ForEachBlob(const std::function<Status(const store::BlobInfo&)>& fn) override { return s_.ForEachBlob(fn); }
+  Result<std::unique_ptr<store::BlobWriter>> OpenWriter(const BlobDigest& d, uint64_t size, const std::string& mt) override {
+    return s_.OpenWriter(d, size, mt);
+  }
+  Status Read(const BlobDigest& d, uint64_t off, uint64_t len, const store::ReadSink& sink) override {
+    return s_.Read(d, off, len, sink);
+  }
+  Status PutPiece(const BlobDigest& d, uint64_t size, const std::string& mt, uint32_t i, std::span<const uint8_t> b) override {
+    return s_.PutPiece(d, size, mt, i, b);
+  }
+  Result<std::vector<bool>> HeldPieces(const BlobDigest& d, uint64_t size) override { return s_.HeldPieces(d, size); }
+  Status CompletePieces(const BlobDigest& d) override { return MakeError(Errc::kIncomplete, d.str() + ": never"); }
+  Status ReadPiece(const BlobDigest& d, uint32_t i, std::vector<uint8_t>& out) override { return s_.ReadPiece(d, i, out); }
+  uint32_t chunk_size() const override { return s_.chunk_size(); }
+  Status Sync() override { return s_.Sync(); }
+  Status PutRelease(const store::StoredRelease& r, const std::vector<BlobDigest>& n) override { return s_.PutRelease(r, n); }
+  Status KeepPending(const store::StoredRelease& r) override { return s_.KeepPending(r); }
+  Result<std::optional<store::StoredRelease>> GetRelease(const store::ReleaseId& id) override { return s_.GetRelease(id); }
+  Result<std::vector<store::StoredRelease>> ListReleases() override { return s_.ListReleases(); }
+  Result<store::FsckReport> Fsck(const std::function<void(uint64_t)>& p) override { return s_.Fsck(p); }
+  Status DropBlob(const BlobDigest& d) override { return s_.DropBlob(d); }
+  Result<store::GcStats> CollectGarbage(bool drop) override { return s_.CollectGarbage(drop); }
+  Status CorruptForTest(const BlobDigest& d, uint32_t i) override { return s_.CorruptForTest(d, i); }
+
+ private:
+  store::BlobStore& s_;
+};
 
 class DataPlaneTest : public ::testing::Test {
  protected:
@@ -136,29 +173,34 @@ TEST_F(DataPlaneTest, LayoutLeavesOutEmptyAndRepeatedBlobs) {
 TEST_F(DataPlaneTest, TorrentInfoIsDeterministicAndCheckedAgainstTheLayout) {
   auto a = OpenStore("a");
   Fill(*a);
-  auto info = BuildTorrentInfo(*a, layout_, "");
+  auto info = BuildTorrentInfo(*a, layout_, "", kRelease);
   ASSERT_TRUE(info.ok()) << info.error().message;
-  auto again = BuildTorrentInfo(*a, layout_, "");
+  auto again = BuildTorrentInfo(*a, layout_, "", kRelease);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(info.value(), again.value());
-  EXPECT_TRUE(CheckTorrentInfo(info.value(), layout_, "").ok());
+  EXPECT_TRUE(CheckTorrentInfo(info.value(), layout_, "", kRelease).ok());
+  // Another release with the same blobs is another torrent.
+  auto other = BuildTorrentInfo(*a, layout_, "", "sha256:other");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other.value(), info.value());
+  EXPECT_FALSE(CheckTorrentInfo(info.value(), layout_, "", "sha256:other").ok());
   // Another TLS root, another blob size, a missing piece hash, garbage: all refused.
-  EXPECT_FALSE(CheckTorrentInfo(info.value(), layout_, "-----BEGIN CERTIFICATE-----").ok());
+  EXPECT_FALSE(CheckTorrentInfo(info.value(), layout_, "-----BEGIN CERTIFICATE-----", kRelease).ok());
   auto specs = specs_;
   specs[2].size += 1;
-  EXPECT_FALSE(CheckTorrentInfo(info.value(), TorrentLayout::Make(specs, kMiB), "").ok());
+  EXPECT_FALSE(CheckTorrentInfo(info.value(), TorrentLayout::Make(specs, kMiB), "", kRelease).ok());
   std::string shorter = info.value();
   auto at = shorter.find("6:pieces");
   ASSERT_NE(at, std::string::npos);
-  EXPECT_FALSE(CheckTorrentInfo(shorter.replace(at, 11, "6:pieces80:"), layout_, "").ok());
-  EXPECT_FALSE(CheckTorrentInfo("not bencode", layout_, "").ok());
+  EXPECT_FALSE(CheckTorrentInfo(shorter.replace(at, 11, "6:pieces80:"), layout_, "", kRelease).ok());
+  EXPECT_FALSE(CheckTorrentInfo("not bencode", layout_, "", kRelease).ok());
 }
 
 TEST_F(DataPlaneTest, ReleaseMovesBetweenTwoStoresOverPlainTcp) {
   auto a = OpenStore("a");
   auto b = OpenStore("b");
   Fill(*a);
-  auto info = BuildTorrentInfo(*a, layout_, "");
+  auto info = BuildTorrentInfo(*a, layout_, "", kRelease);
   ASSERT_TRUE(info.ok());
   Done done_a, done_b;
   DataPlaneOptions o;
@@ -168,9 +210,11 @@ TEST_F(DataPlaneTest, ReleaseMovesBetweenTwoStoresOverPlainTcp) {
   ASSERT_TRUE(seed.ok()) << seed.error().message;
   auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
   ASSERT_TRUE(leech.ok()) << leech.error().message;
-  ASSERT_TRUE(seed.value()->Add("r@1", layout_, info.value()).ok());
-  ASSERT_TRUE(leech.value()->Add("r@1", layout_, info.value()).ok());
-  leech.value()->SetPeers({"127.0.0.1:" + std::to_string(seed.value()->port())});
+  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  EXPECT_EQ(seed.value()->Add("r@1", "r@1", layout_, info.value()).error().code, Errc::kConflict);
+  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  leech.value()->SetPeers({"not an address", "127.0.0.1:", "127.0.0.1:x",
+                           "127.0.0.1:" + std::to_string(seed.value()->port())});
   ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
   auto t = leech.value()->Transfers();
   ASSERT_EQ(t.size(), 1u);
@@ -200,22 +244,22 @@ TEST_F(DataPlaneTest, ReleaseMovesOverMutualTlsAndAForeignCertificateGetsNothing
   o.tls_files = {n1->ca_cert, n1->cert, n1->key};
   auto seed = DataPlane::Start(*a, o, Callbacks(done_a), Log());
   ASSERT_TRUE(seed.ok()) << seed.error().message;
-  auto info = BuildTorrentInfo(*a, layout_, seed.value()->tls_root_pem());
+  auto info = BuildTorrentInfo(*a, layout_, seed.value()->tls_root_pem(), kRelease);
   ASSERT_TRUE(info.ok());
-  ASSERT_TRUE(seed.value()->Add("r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
   const std::string seed_addr = "127.0.0.1:" + std::to_string(seed.value()->port());
 
   // A node of another cluster (its own CA): it may even hold the right torrent, it gets no byte.
   o.tls_files = {rogue->ca_cert, rogue->cert, rogue->key};
   auto outsider = DataPlane::Start(*c, o, Callbacks(done_c), Log());
   ASSERT_TRUE(outsider.ok());
-  ASSERT_TRUE(outsider.value()->Add("r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(outsider.value()->Add("r@1", "r@1", layout_, info.value()).ok());
   outsider.value()->SetPeers({seed_addr});
 
   o.tls_files = {n2->ca_cert, n2->cert, n2->key};
   auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
   ASSERT_TRUE(leech.ok());
-  ASSERT_TRUE(leech.value()->Add("r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
   leech.value()->SetPeers({seed_addr});
   ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
   leech.value()->Stop();
@@ -240,7 +284,7 @@ TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   auto c = OpenStore("c");
   Fill(*a);
   Fill(*c);
-  auto info = BuildTorrentInfo(*a, layout_, "");
+  auto info = BuildTorrentInfo(*a, layout_, "", kRelease);
   ASSERT_TRUE(info.ok());
   Done done_a, done_b, done_c;
   DataPlaneOptions o;
@@ -252,8 +296,8 @@ TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   o.corrupt_uploads_for_test = false;
   auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
   ASSERT_TRUE(leech.ok());
-  ASSERT_TRUE(liar.value()->Add("r@1", layout_, info.value()).ok());
-  ASSERT_TRUE(leech.value()->Add("r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(liar.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
   leech.value()->SetPeers({"127.0.0.1:" + std::to_string(liar.value()->port())});
   // Wait until the leech has received (and rejected) a piece from the liar.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -267,7 +311,7 @@ TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   // A healthy peer joins: everything arrives from it, and every byte verifies.
   auto healthy = DataPlane::Start(*c, o, Callbacks(done_c), Log());
   ASSERT_TRUE(healthy.ok());
-  ASSERT_TRUE(healthy.value()->Add("r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(healthy.value()->Add("r@1", "r@1", layout_, info.value()).ok());
   leech.value()->SetPeers({"127.0.0.1:" + std::to_string(liar.value()->port()),
                            "127.0.0.1:" + std::to_string(healthy.value()->port())});
   ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
@@ -275,6 +319,63 @@ TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   liar.value()->Stop();
   healthy.value()->Stop();
   ExpectHoldsEveryBlob(*b);
+}
+
+// A member that offers a torrent whose pieces are other bytes than the signed blobs: every piece
+// passes its (lying) SHA-1, but the blob's SHA-256 does not match, so nothing becomes visible and
+// the transfer fails as kCorrupt (the agent then drops that offer and asks another member).
+TEST_F(DataPlaneTest, PiecesThatMatchALyingTorrentButNotTheBlobDigestAreNeverVisible) {
+  auto liar_store = OpenStore("liar");
+  auto b = OpenStore("b");
+  // The liar holds other bytes as the pieces of the release's blobs (never completed).
+  for (size_t i = 0; i < blobs_.size(); ++i) {
+    auto other = RandomBytes(specs_[i].size, 100 + static_cast<uint32_t>(i));
+    for (uint32_t p = 0; p * uint64_t{kMiB} < other.size(); ++p) {
+      const size_t from = size_t{p} * kMiB, n = std::min<size_t>(kMiB, other.size() - from);
+      ASSERT_TRUE(liar_store->PutPiece(specs_[i].digest, specs_[i].size, specs_[i].media_type, p,
+                                       std::span<const uint8_t>(other.data() + from, n)).ok());
+    }
+  }
+  ASSERT_TRUE(liar_store->Sync().ok());
+  auto info = BuildTorrentInfo(*liar_store, layout_, "", kRelease);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_TRUE(CheckTorrentInfo(info.value(), layout_, "", kRelease).ok());  // its shape is right
+  Done done_liar, done_b;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Error> failure;
+  DataPlaneOptions o;
+  o.listen_host = "127.0.0.1";
+  o.tls = false;
+  NeverCompletes liar_view(*liar_store);
+  auto liar = DataPlane::Start(liar_view, o, Callbacks(done_liar), Log());
+  ASSERT_TRUE(liar.ok());
+  auto cb = Callbacks(done_b);
+  cb.failed = [&](const std::string&, const Error& e) {
+    std::lock_guard lock(mu);
+    failure = e;
+    cv.notify_all();
+  };
+  auto leech = DataPlane::Start(*b, o, cb, Log());
+  ASSERT_TRUE(leech.ok());
+  ASSERT_TRUE(liar.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  leech.value()->SetPeers({"127.0.0.1:" + std::to_string(liar.value()->port())});
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return failure.has_value(); }));
+  }
+  EXPECT_EQ(failure->code, Errc::kCorrupt) << failure->message;
+  EXPECT_TRUE(done_b.blobs.empty());
+  leech.value()->Remove("r@1");
+  EXPECT_FALSE(leech.value()->Has("r@1"));
+  leech.value()->Stop();
+  liar.value()->Stop();
+  for (const auto& s : specs_) {
+    auto st = b->Stat(s.digest);
+    ASSERT_TRUE(st.ok());
+    EXPECT_FALSE(st.value().has_value()) << s.digest.str() << " became visible";
+  }
 }
 
 }  // namespace
