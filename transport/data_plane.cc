@@ -135,9 +135,11 @@ struct Entry {
   std::atomic<uint64_t> rejected_pieces{0};
   mutable std::mutex mu;
   std::string error;  // guarded by mu
+  std::vector<std::string> fetcher_hint;  // guarded by mu: data addresses of the other fetchers
   lt::torrent_handle handle;  // set once after add (network thread calls are thread-safe)
   std::vector<std::string> fetchers;  // alert thread: the ranking its piece priorities follow
   std::vector<lt::download_priority_t> priorities;  // alert thread: as last set
+  std::vector<uint32_t> blocks_sent;  // disk thread: blocks uploaded per piece (for the stop summary)
 
   int piece_len(uint32_t piece) const {
     if (piece + 1 < layout.num_pieces) return static_cast<int>(layout.piece_size);
@@ -214,6 +216,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   void remove_torrent(lt::storage_index_t idx) override {
     std::lock_guard lock(mu_);
     auto& slot = storages_[static_cast<size_t>(static_cast<std::uint32_t>(idx))];
+    if (slot) LogUploads(*slot);
     if (slot) {
       for (auto it = writing_.begin(); it != writing_.end();) {
         if (it->first.first == slot.get()) {
@@ -247,6 +250,8 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
                               static_cast<int>(r.piece), got.error().message);
         } else {
           e->uploaded += static_cast<uint64_t>(r.length);
+          auto piece = static_cast<uint32_t>(static_cast<int>(r.piece));
+          if (piece < e->blocks_sent.size()) e->blocks_sent[piece]++;
         }
       }
       const int len = buf ? r.length : 0;
@@ -393,6 +398,27 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
         for (auto& o : obs) o->on_disk();
       });
       observers_.clear();
+    }
+  }
+
+  // How often each piece went out, in whole pieces (a seed that sends pieces more than once
+  // spends its uplink, the scarcest link, twice).
+  void LogUploads(const Entry& e) {
+    std::map<uint32_t, uint32_t> times;
+    uint64_t blocks_total = 0;
+    for (uint32_t p = 0; p < e.blocks_sent.size(); ++p) {
+      const auto blocks = static_cast<uint32_t>((e.piece_len(p) + lt::default_block_size - 1) / lt::default_block_size);
+      times[(e.blocks_sent[p] + blocks / 2) / blocks]++;
+      blocks_total += e.blocks_sent[p];
+    }
+    if (blocks_total == 0) return;
+    std::string h;
+    for (auto [n, count] : times) h += (h.empty() ? "" : ", ") + std::to_string(count) + " pieces " + std::to_string(n) + "x";
+    shared_->log->info("data plane: release {}: uploaded {}", e.name, h);
+    if (shared_->log->should_log(spdlog::level::debug)) {
+      std::string per;
+      for (uint32_t p = 0; p < e.blocks_sent.size(); ++p) per += " " + std::to_string(p) + ":" + std::to_string(e.blocks_sent[p] / 64);
+      shared_->log->debug("data plane: release {}: pieces uploaded (piece:times){}", e.name, per);
     }
   }
 
@@ -640,6 +666,9 @@ class DataPlaneImpl final : public DataPlane {
     s.set_int(lt::settings_pack::request_queue_time, 1);
     s.set_int(lt::settings_pack::max_out_request_queue, 64);
     s.set_int(lt::settings_pack::whole_pieces_threshold, 0);
+    // A peer neither side wants anything from right now may have pieces a moment later (slices
+    // fill up): keep the connection rather than reconnect (libtorrent waits a minute to redial).
+    s.set_bool(lt::settings_pack::close_redundant_connections, false);
     s.set_str(lt::settings_pack::user_agent, "gapsync");
     // Expert/benchmark override: GAPSYNC_LT_SETTINGS="name=value,..." (libtorrent setting names).
     if (const char* extra = std::getenv("GAPSYNC_LT_SETTINGS")) {
@@ -651,6 +680,10 @@ class DataPlaneImpl final : public DataPlane {
         const std::string name = item.substr(0, eq), value = item.substr(eq + 1);
         if (name == "super_seeding") {
           super_seeding_ = value == "1" || value == "true";
+          continue;
+        }
+        if (name == "slice_wait") {
+          slice_wait_ = lt::download_priority_t{static_cast<std::uint8_t>(std::clamp(std::atoi(value.c_str()), 0, 7))};
           continue;
         }
         const int id = lt::setting_by_name(name);
@@ -705,7 +738,8 @@ class DataPlaneImpl final : public DataPlane {
   uint16_t port() const override { return port_; }
   const std::string& tls_root_pem() const override { return ca_pem_; }
 
-  Status Add(const std::string& key, const std::string& name, const TorrentLayout& layout, const std::string& info) override {
+  Status Add(const std::string& key, const std::string& name, const TorrentLayout& layout, const std::string& info,
+             const std::vector<std::string>& fetchers) override {
     {
       std::lock_guard lock(mu_);
       if (entries_.count(key)) return MakeError(Errc::kConflict, "release " + key + " is already being served");
@@ -731,6 +765,7 @@ class DataPlaneImpl final : public DataPlane {
     atp.flags = lt::torrent_flags::update_subscribe | lt::torrent_flags::apply_ip_filter | lt::torrent_flags::duplicate_is_error;
     if (super_seeding_) atp.flags |= lt::torrent_flags::super_seeding;
     atp.have_pieces.resize(static_cast<int>(layout.num_pieces), false);
+    e->blocks_sent.assign(layout.num_pieces, 0);
     e->missing_per_blob.resize(layout.blobs.size(), 0);
     e->blob_done.resize(layout.blobs.size(), false);
     std::vector<size_t> to_complete;
@@ -768,6 +803,11 @@ class DataPlaneImpl final : public DataPlane {
       entries_[key] = e;
       peers = peers_;
     }
+    {
+      std::lock_guard lock(e->mu);
+      e->fetcher_hint = fetchers;
+    }
+    RefreshSlices(*e);
     Connect(*e, peers);
     if (!to_complete.empty()) {
       std::lock_guard lock(shared_->mu);
@@ -793,6 +833,18 @@ class DataPlaneImpl final : public DataPlane {
     }
     if (e->handle.is_valid()) session_->remove_torrent(e->handle);
     log_->info("data plane: release {}: no longer served", e->name);
+  }
+
+  void SetFetchers(const std::string& key, const std::vector<std::string>& fetchers) override {
+    std::shared_ptr<Entry> e;
+    {
+      std::lock_guard lock(mu_);
+      auto it = entries_.find(key);
+      if (it == entries_.end()) return;
+      e = it->second;
+    }
+    std::lock_guard lock(e->mu);
+    e->fetcher_hint = fetchers;
   }
 
   bool Has(const std::string& key) const override {
@@ -874,30 +926,43 @@ class DataPlaneImpl final : public DataPlane {
 
   // Receivers that all start from one seed would, picking rarest-first, mostly fetch the same
   // pieces from it at the same time, and the seed's uplink (the scarce resource) would carry
-  // pieces several times. So pieces are sliced among the nodes fetching the release (this node
-  // and the connected peers that are not seeds, ranked by address): piece p is node
-  // (p mod M)'s. A node fetches its own slice first (top priority; only the seeds have it), the
-  // others' slices at normal priority, which in practice means mostly from the peers whose slice
-  // they are, once they hold them (libtorrent's picker still takes some from a seed when it has
-  // nothing better to ask it for; keeping them at priority 0 until a peer holds them made
-  // libtorrent consider the torrent finished and drop its connections). Recomputed every half
-  // second: when a peer leaves, the slices are dealt again; when no other node fetches, every
-  // piece is this node's.
+  // pieces several times. So pieces are sliced among the nodes fetching the release: this node
+  // and the members the control plane says fetch it too (SetFetchers; not the peers libtorrent
+  // happens to have connected yet: slices dealt from that partial view during the first second
+  // sent the first requests to the wrong slices), ranked by address; piece p is node (p mod M)'s.
+  // A node fetches its own slice first (top priority: only the seeds have it); the others'
+  // slices come at normal priority, mostly from the peers whose slice they are (libtorrent's
+  // picker still asks a seed for some when it has nothing better to ask it for). Recomputed
+  // every half second, so when a fetcher leaves its slice is dealt again; when no other node
+  // fetches, every piece is this node's.
   void RefreshSlices(Entry& e) {
     if (!e.handle.is_valid() || e.bytes_have.load() == e.layout.total_bytes) return;
-    std::vector<lt::peer_info> peers;
-    e.handle.get_peer_info(peers);
     std::vector<std::string> fetchers{o_.listen_host};
-    for (const auto& p : peers) {
-      if (!(p.flags & lt::peer_info::seed)) fetchers.push_back(p.ip.address().to_string());
+    {
+      std::lock_guard lock(e.mu);
+      for (const auto& a : e.fetcher_hint) {
+        if (auto p = ParseIpv4Endpoint(a)) fetchers.push_back(p->host);
+      }
     }
     std::sort(fetchers.begin(), fetchers.end());
     fetchers.erase(std::unique(fetchers.begin(), fetchers.end()), fetchers.end());
     const auto members = static_cast<uint32_t>(fetchers.size());
     const auto rank = static_cast<uint32_t>(std::find(fetchers.begin(), fetchers.end(), o_.listen_host) - fetchers.begin());
+    // Pieces some fetching peer already holds (from it, not from a seed).
+    std::vector<bool> at_fetchers(e.layout.num_pieces, false);
+    if (members > 1) {
+      std::vector<lt::peer_info> peers;
+      e.handle.get_peer_info(peers);
+      for (const auto& p : peers) {
+        if (p.flags & lt::peer_info::seed) continue;
+        for (uint32_t i = 0; i < e.layout.num_pieces && i < static_cast<uint32_t>(p.pieces.size()); ++i) {
+          if (p.pieces.get_bit(lt::piece_index_t{static_cast<int>(i)})) at_fetchers[i] = true;
+        }
+      }
+    }
     std::vector<lt::download_priority_t> prio(e.layout.num_pieces, lt::top_priority);
     for (uint32_t p = 0; p < e.layout.num_pieces; ++p) {
-      if (members > 1 && p % members != rank) prio[p] = lt::default_priority;
+      if (members > 1 && p % members != rank) prio[p] = at_fetchers[p] ? lt::default_priority : slice_wait_;
     }
     if (prio == e.priorities) return;
     if (fetchers != e.fetchers) log_->debug("data plane: release {}: fetching slice {} of {} first", e.name, rank, members);
@@ -1014,6 +1079,10 @@ class DataPlaneImpl final : public DataPlane {
   std::unique_ptr<lt::session> session_;
   uint16_t port_ = 0;
   bool super_seeding_ = false;
+  // Priority of another node's slice piece no fetching peer holds yet. Default: normal. 0 (wait
+  // until a fetching peer has it) was measured worse: receivers stall at the end waiting for
+  // slices (docs/benchmarks.md). GAPSYNC_LT_SETTINGS slice_wait=N to experiment.
+  lt::download_priority_t slice_wait_ = lt::default_priority;
   std::atomic<bool> stopping_{false};
   std::thread alert_thread_;
   mutable std::mutex mu_;

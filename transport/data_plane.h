@@ -115,8 +115,12 @@ class DataPlane {
   // made by BuildTorrentInfo (checked with CheckTorrentInfo when it came from a peer). `key`
   // names it in callbacks and Transfers (the release digest), `name` in logs (app@version);
   // kConflict if already added.
+  // `fetchers`: data addresses of the other members fetching it (see SetFetchers).
   virtual Status Add(const std::string& key, const std::string& name, const TorrentLayout& layout,
-                     const std::string& info) = 0;
+                     const std::string& info, const std::vector<std::string>& fetchers = {}) = 0;
+  // The other members fetching release `key` (reachable, and not holding it complete): the
+  // pieces are sliced among them and this node, each fetching its own slice first from the seeds.
+  virtual void SetFetchers(const std::string& key, const std::vector<std::string>& fetchers) = 0;
   // Stops spreading a release (e.g. its torrent turned out bad); its stored pieces stay.
   virtual void Remove(const std::string& key) = 0;
   virtual bool Has(const std::string& key) const = 0;
