@@ -662,13 +662,19 @@ class DataPlaneImpl final : public DataPlane {
     s.set_bool(lt::settings_pack::smooth_connects, false);
     // Short request queues: a receiver that queues many pieces at the seed claims pieces its
     // neighbours are about to hold, and the seed's uplink then carries them twice (measured:
-    // libtorrent's defaults 2.05x the floor at 16 receivers, these 1.5-1.6x; docs/benchmarks.md).
+    // libtorrent's defaults 2.05x the floor at 16 receivers, these ~1.5x; docs/benchmarks.md).
     s.set_int(lt::settings_pack::request_queue_time, 1);
     s.set_int(lt::settings_pack::max_out_request_queue, 64);
-    s.set_int(lt::settings_pack::whole_pieces_threshold, 0);
+    // Whole pieces from one peer (libtorrent's default threshold): a piece that fails its hash
+    // check then has a single sender, who is banned at once. Blocks of one piece from several
+    // peers (threshold 0) let a corrupt peer get honest ones banned with it.
     // A peer neither side wants anything from right now may have pieces a moment later (slices
     // fill up): keep the connection rather than reconnect (libtorrent waits a minute to redial).
     s.set_bool(lt::settings_pack::close_redundant_connections, false);
+    // A LAN: a peer that has not answered a request in 10 s (cut off, frozen) is not waited for
+    // (libtorrent's defaults, 60 s and 120 s, held a receiver up to a minute after a link cut).
+    s.set_int(lt::settings_pack::request_timeout, 10);
+    s.set_int(lt::settings_pack::peer_timeout, 30);
     s.set_str(lt::settings_pack::user_agent, "gapsync");
     // Expert/benchmark override: GAPSYNC_LT_SETTINGS="name=value,..." (libtorrent setting names).
     if (const char* extra = std::getenv("GAPSYNC_LT_SETTINGS")) {
