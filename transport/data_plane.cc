@@ -661,8 +661,9 @@ class DataPlaneImpl final : public DataPlane {
     s.set_int(lt::settings_pack::active_limit, -1);
     s.set_bool(lt::settings_pack::smooth_connects, false);
     // Short request queues: a receiver that queues many pieces at the seed claims pieces its
-    // neighbours are about to hold, and the seed's uplink then carries them twice (measured:
-    // libtorrent's defaults 2.05x the floor at 16 receivers, these ~1.5x; docs/benchmarks.md).
+    // neighbours are about to hold, and the seed's uplink then carries them twice (measured at 16
+    // receivers: libtorrent's defaults 2.05x the floor; these with blocks of a piece from several
+    // peers ~1.5x, with whole pieces as shipped 1.8-2.1x; docs/benchmarks.md).
     s.set_int(lt::settings_pack::request_queue_time, 1);
     s.set_int(lt::settings_pack::max_out_request_queue, 64);
     // Whole pieces from one peer (libtorrent's default threshold): a piece that fails its hash
