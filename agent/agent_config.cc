@@ -8,6 +8,7 @@
 #include <set>
 
 #include "agent/util.h"
+#include "agent/yaml_file.h"
 #include "transport/address.h"
 #include "transport/cluster_ca.h"
 
@@ -16,12 +17,7 @@ namespace fs = std::filesystem;
 namespace gapsync::agent {
 namespace {
 
-struct Ctx {
-  std::string file;
-  Error Err(const YAML::Node& n, const std::string& what) const {
-    return MakeError(Errc::kInvalidArgument, file + ":" + std::to_string(n.Mark().line + 1) + ": " + what);
-  }
-};
+using Ctx = YamlCtx;
 
 Result<std::string> Scalar(const Ctx& ctx, const YAML::Node& n, const std::string& key) {
   if (!n.IsScalar()) return ctx.Err(n, "\"" + key + "\" must be a string");
@@ -49,13 +45,7 @@ Result<Endpoint> ParseEndpoint(const std::string& text) {
 
 Result<AgentConfig> LoadAgentConfig(const std::string& path) {
   Ctx ctx{path};
-  GS_ASSIGN_OR_RETURN(auto text, ReadSmallFile(path, 1 << 20));
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return MakeError(Errc::kInvalidArgument, path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
+  GS_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
   if (!root.IsMap()) return MakeError(Errc::kInvalidArgument, path + ": must be a mapping of settings");
   const fs::path base = fs::absolute(path).parent_path();
   const std::set<std::string> allowed = {"node", "data_dir", "api_socket", "trust", "log_level",

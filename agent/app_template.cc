@@ -6,21 +6,14 @@
 #include <set>
 
 #include "agent/util.h"
+#include "agent/yaml_file.h"
 
 namespace fs = std::filesystem;
 
 namespace gapsync::agent {
 namespace {
 
-struct Ctx {
-  std::string file;
-  std::string At(const YAML::Node& n) const {
-    return n.Mark().line >= 0 ? file + ":" + std::to_string(n.Mark().line + 1) : file;
-  }
-  Error Err(const YAML::Node& n, const std::string& what) const {
-    return MakeError(Errc::kInvalidArgument, At(n) + ": " + what);
-  }
-};
+using Ctx = YamlCtx;
 
 Status OnlyKeys(const Ctx& ctx, const YAML::Node& map, const std::string& where,
                 const std::set<std::string>& allowed) {
@@ -69,13 +62,7 @@ bool IsValidAppName(const std::string& name) {
 
 Result<AppTemplate> LoadAppTemplate(const std::string& path) {
   Ctx ctx{path};
-  GS_ASSIGN_OR_RETURN(auto text, ReadSmallFile(path, 1 << 20));
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return MakeError(Errc::kInvalidArgument, path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
+  GS_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
   try {
     AppTemplate t;
     t.file = path;

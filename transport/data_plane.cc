@@ -137,8 +137,7 @@ struct Entry {
   std::string error;  // guarded by mu
   std::vector<std::string> fetcher_hint;  // guarded by mu: data addresses of the other fetchers
   lt::torrent_handle handle;  // set once after add (network thread calls are thread-safe)
-  std::vector<std::string> fetchers;  // alert thread: the ranking its piece priorities follow
-  std::vector<lt::download_priority_t> priorities;  // alert thread: as last set
+  std::vector<std::string> fetchers;  // guarded by mu: the ranking its piece priorities follow
   std::vector<uint32_t> blocks_sent;  // disk thread: blocks uploaded per piece (for the stop summary)
 
   int piece_len(uint32_t piece) const {
@@ -685,14 +684,6 @@ class DataPlaneImpl final : public DataPlane {
         auto eq = item.find('=');
         if (eq == std::string::npos) continue;
         const std::string name = item.substr(0, eq), value = item.substr(eq + 1);
-        if (name == "super_seeding") {
-          super_seeding_ = value == "1" || value == "true";
-          continue;
-        }
-        if (name == "slice_wait") {
-          slice_wait_ = lt::download_priority_t{static_cast<std::uint8_t>(std::clamp(std::atoi(value.c_str()), 0, 7))};
-          continue;
-        }
         const int id = lt::setting_by_name(name);
         if (id < 0) return MakeError(Errc::kInvalidArgument, "GAPSYNC_LT_SETTINGS: no libtorrent setting \"" + name + "\"");
         if ((id & lt::settings_pack::type_mask) == lt::settings_pack::bool_type_base) {
@@ -770,7 +761,6 @@ class DataPlaneImpl final : public DataPlane {
     atp.ti = ti;
     atp.save_path = ".";  // unused: every byte goes through the store
     atp.flags = lt::torrent_flags::update_subscribe | lt::torrent_flags::apply_ip_filter | lt::torrent_flags::duplicate_is_error;
-    if (super_seeding_) atp.flags |= lt::torrent_flags::super_seeding;
     atp.have_pieces.resize(static_cast<int>(layout.num_pieces), false);
     e->blocks_sent.assign(layout.num_pieces, 0);
     e->missing_per_blob.resize(layout.blobs.size(), 0);
@@ -944,37 +934,22 @@ class DataPlaneImpl final : public DataPlane {
   // fetches, every piece is this node's.
   void RefreshSlices(Entry& e) {
     if (!e.handle.is_valid() || e.bytes_have.load() == e.layout.total_bytes) return;
+    std::lock_guard lock(e.mu);  // Add (io thread) and the alert thread both come here
     std::vector<std::string> fetchers{o_.listen_host};
-    {
-      std::lock_guard lock(e.mu);
-      for (const auto& a : e.fetcher_hint) {
-        if (auto p = ParseIpv4Endpoint(a)) fetchers.push_back(p->host);
-      }
+    for (const auto& a : e.fetcher_hint) {
+      if (auto p = ParseIpv4Endpoint(a)) fetchers.push_back(p->host);
     }
     std::sort(fetchers.begin(), fetchers.end());
     fetchers.erase(std::unique(fetchers.begin(), fetchers.end()), fetchers.end());
+    if (fetchers == e.fetchers) return;
     const auto members = static_cast<uint32_t>(fetchers.size());
     const auto rank = static_cast<uint32_t>(std::find(fetchers.begin(), fetchers.end(), o_.listen_host) - fetchers.begin());
-    // Pieces some fetching peer already holds (from it, not from a seed).
-    std::vector<bool> at_fetchers(e.layout.num_pieces, false);
-    if (members > 1) {
-      std::vector<lt::peer_info> peers;
-      e.handle.get_peer_info(peers);
-      for (const auto& p : peers) {
-        if (p.flags & lt::peer_info::seed) continue;
-        for (uint32_t i = 0; i < e.layout.num_pieces && i < static_cast<uint32_t>(p.pieces.size()); ++i) {
-          if (p.pieces.get_bit(lt::piece_index_t{static_cast<int>(i)})) at_fetchers[i] = true;
-        }
-      }
-    }
     std::vector<lt::download_priority_t> prio(e.layout.num_pieces, lt::top_priority);
     for (uint32_t p = 0; p < e.layout.num_pieces; ++p) {
-      if (members > 1 && p % members != rank) prio[p] = at_fetchers[p] ? lt::default_priority : slice_wait_;
+      if (p % members != rank) prio[p] = lt::default_priority;
     }
-    if (prio == e.priorities) return;
-    if (fetchers != e.fetchers) log_->debug("data plane: release {}: fetching slice {} of {} first", e.name, rank, members);
+    log_->debug("data plane: release {}: fetching slice {} of {} first", e.name, rank, members);
     e.fetchers = std::move(fetchers);
-    e.priorities = prio;
     e.handle.prioritize_pieces(prio);
   }
 
@@ -1085,11 +1060,6 @@ class DataPlaneImpl final : public DataPlane {
   std::string ca_pem_;
   std::unique_ptr<lt::session> session_;
   uint16_t port_ = 0;
-  bool super_seeding_ = false;
-  // Priority of another node's slice piece no fetching peer holds yet. Default: normal. 0 (wait
-  // until a fetching peer has it) was measured worse: receivers stall at the end waiting for
-  // slices (docs/benchmarks.md). GAPSYNC_LT_SETTINGS slice_wait=N to experiment.
-  lt::download_priority_t slice_wait_ = lt::default_priority;
   std::atomic<bool> stopping_{false};
   std::thread alert_thread_;
   mutable std::mutex mu_;

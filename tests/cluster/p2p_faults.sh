@@ -10,13 +10,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 : "${GAPSYNC:?set GAPSYNC to the gapsync binary}"
 source "$HERE/netns.sh"
 source "$HERE/p2p_lib.sh"
-WORK=$(mktemp -d /var/tmp/gapsync-p2pfaults.XXXXXX)
-fail() { echo "FAIL: $*" >&2; dump_logs; exit 1; }
-finish() { local rc=$?; cluster_down; rm -rf "$WORK"; [ $rc -eq 0 ] && echo "PASS: p2p_faults.sh" || echo "FAIL: p2p_faults.sh"; }
+p2p_test p2p_faults
 N=5
 p2p_setup $N
 cluster_up $N 40mbit
-trap finish EXIT
+trap p2p_finish EXIT
 fsck_all() { local i; for i in "$@"; do p2p_stop "$i"; G store fsck --store "$WORK/n$i/data/store" >/dev/null || fail "fsck on node-$i"; done; }
 percent() { local p; p=$(release_field "$1" "$2" percent); echo "${p:-0}"; }
 at_least() { awk -v a="$(percent "$1" "$2")" -v b="$3" 'BEGIN { exit !(a >= b) }'; }

@@ -1,5 +1,6 @@
 # Shared by the peer-to-peer cluster tests: a CA and node certificates, agent configs, a release of
-# random artifacts, and status queries. Source after netns.sh and cluster_up; needs GAPSYNC, WORK.
+# random artifacts, and status queries. Source after netns.sh; needs GAPSYNC, and WORK (set by
+# p2p_test, or by the caller).
 #
 #   p2p_setup N              CA, node-1..N certificates, vendor keys (WORK/keys/vendor.*)
 #   p2p_config I [PEER...]   WORK/nI/agent.yaml (control plane :7400, data plane :7500, TLS)
@@ -10,6 +11,22 @@
 #   has_release I REL        node I's own status lists REL complete
 #   release_field I REL F    field F of REL in node I's own status
 G() { "$GAPSYNC" -q "$@"; }
+
+# p2p_test NAME: the start of a cluster test: WORK (a new folder), fail() (prints the agents'
+# logs), and p2p_finish for `trap p2p_finish EXIT`: cluster down, the test's own p2p_cleanup if
+# it defines one, WORK removed, a PASS/FAIL line.
+p2p_test() {
+  P2P_TEST=$1
+  WORK=$(mktemp -d "/var/tmp/gapsync-$1.XXXXXX")
+}
+fail() { echo "FAIL: $*" >&2; dump_logs; exit 1; }
+p2p_finish() {
+  local rc=$?
+  cluster_down
+  if declare -F p2p_cleanup >/dev/null; then p2p_cleanup; fi
+  rm -rf "$WORK"
+  [ $rc -eq 0 ] && echo "PASS: $P2P_TEST" || echo "FAIL: $P2P_TEST"
+}
 declare -A P2P_PID P2P_ENV P2P_TRUST
 
 p2p_setup() {

@@ -11,22 +11,15 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 : "${GAPSYNC:?set GAPSYNC to the gapsync binary}"
 source "$HERE/netns.sh"
 source "$HERE/p2p_lib.sh"
-WORK=$(mktemp -d /var/tmp/gapsync-p2prefuse.XXXXXX)
-fail() { echo "FAIL: $*" >&2; dump_logs; exit 1; }
-finish() {
-  local rc=$?
-  cluster_down
-  mountpoint -q "$WORK/n4/data" && umount "$WORK/n4/data"
-  rm -rf "$WORK"
-  [ $rc -eq 0 ] && echo "PASS: p2p_refusals.sh" || echo "FAIL: p2p_refusals.sh"
-}
+p2p_test p2p_refusals
+p2p_cleanup() { if mountpoint -q "$WORK/n4/data"; then umount "$WORK/n4/data"; fi; }
 N=4
 p2p_setup $N
 G keys generate --out "$WORK/keys" --name other >/dev/null
 G ca init --out "$WORK/rogue-ca" --name rogue >/dev/null
 G ca issue --ca "$WORK/rogue-ca" --node node-9 --out "$WORK/rogue" >/dev/null
 cluster_up $N 100mbit
-trap finish EXIT
+trap p2p_finish EXIT
 
 # node-1 and node-3 trust both vendor keys, node-2 only "vendor"; node-4's data folder is a
 # 24 MiB tmpfs.

@@ -7,15 +7,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 : "${GAPSYNC:?set GAPSYNC to the gapsync binary}"
 source "$HERE/netns.sh"
 source "$HERE/p2p_lib.sh"
-WORK=$(mktemp -d /var/tmp/gapsync-spread.XXXXXX)
-fail() { echo "FAIL: $*" >&2; dump_logs; exit 1; }
-finish() { local rc=$?; cluster_down; rm -rf "$WORK"; [ $rc -eq 0 ] && echo "PASS: spread.sh" || echo "FAIL: spread.sh"; }
+p2p_test spread
 N=4
 REL=big@1.0.0
 
 p2p_setup $N
 cluster_up $N "${SPREAD_RATE:-200mbit}"
-trap finish EXIT
+trap p2p_finish EXIT
 p2p_config 1
 for i in 2 3 4; do p2p_config $i 1; done
 for i in $(seq 1 $N); do p2p_start $i; done
