@@ -500,7 +500,7 @@ class Agent {
     if (local && control_) control_->DialAllNow();  // tell every member now, not at the next round
     if (local) log_->info("serving release {} ({} blobs, {} bytes)", key, k.layout.blobs.size(), k.layout.total_bytes);
     if (k.layout.num_pieces > 0) {
-      auto st = data_->Add(digest, key, k.layout, offer.torrent_info(), FetchersOf(digest));
+      auto st = data_->Add(digest, key, k.layout, offer.torrent_info());
       if (!st.ok()) {
         known_[digest].error = st.error().message;
         log_->error("release {}: {}", key, st.error().message);
@@ -665,22 +665,7 @@ class Agent {
     return h;
   }
 
-  // Data addresses of the reachable members that do not hold release `digest` complete (as their
-  // last Hello said): they are, or will soon be, fetching it too.
-  std::vector<std::string> FetchersOf(const std::string& digest) const {
-    std::vector<std::string> out;
-    if (!control_) return out;
-    for (const auto& m : control_->members()) {
-      if (m.self || !m.reachable || m.member.data_address().empty()) continue;
-      bool complete = false;
-      for (const auto& r : m.releases) complete |= r.release_digest() == digest && r.complete();
-      if (!complete) out.push_back(m.member.data_address());
-    }
-    return out;
-  }
-
-  // Every 2 s: the data-plane addresses of the members become every release's peers, and each
-  // release still being fetched learns who else fetches it.
+  // Every 2 s: the data-plane addresses of the members become every release's peers.
   void PeerRound() {
     if (stopping_ || !control_ || !data_) return;
     std::vector<std::string> peers;
@@ -688,9 +673,6 @@ class Agent {
       if (!m.self && !m.member.data_address().empty()) peers.push_back(m.member.data_address());
     }
     data_->SetPeers(peers);
-    for (const auto& [digest, k] : known_) {
-      if (!k.complete) data_->SetFetchers(digest, FetchersOf(digest));
-    }
     peer_timer_.expires_after(std::chrono::seconds(2));
     peer_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) PeerRound();

@@ -1,6 +1,7 @@
 #include "transport/data_plane.h"
 
 #include "transport/address.h"
+#include "transport/piece_dealer.h"
 
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
@@ -125,7 +126,7 @@ struct Entry {
   std::vector<lt::sha1_hash> piece_hashes;
   lt::sha1_hash info_hash;
   // Disk thread only:
-  std::vector<uint32_t> missing_per_blob;    // pieces each blob still lacks
+  std::vector<uint32_t> missing_per_blob;    // chunks each blob still lacks
   std::vector<bool> blob_done;
   bool failed = false;
   // Any thread:
@@ -135,9 +136,7 @@ struct Entry {
   std::atomic<uint64_t> rejected_pieces{0};
   mutable std::mutex mu;
   std::string error;  // guarded by mu
-  std::vector<std::string> fetcher_hint;  // guarded by mu: data addresses of the other fetchers
   lt::torrent_handle handle;  // set once after add (network thread calls are thread-safe)
-  std::vector<std::string> fetchers;  // guarded by mu: the ranking its piece priorities follow
   std::vector<uint32_t> blocks_sent;  // disk thread: blocks uploaded per piece (for the stop summary)
 
   int piece_len(uint32_t piece) const {
@@ -225,6 +224,15 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
           ++it;
         }
       }
+    }
+    if (slot) {
+      // Its chunks being assembled and cached go with it (a later torrent may get its address).
+      jobs_.push_back([this, e = slot] {
+        std::erase_if(cache_, [&](const CachedChunk& c) { return c.entry == e.get(); });
+        std::erase_if(assembling_, [&](const auto& a) { return a.first.first == e.get(); });
+        if (last_read_entry_ == e.get()) last_read_entry_ = nullptr;
+      });
+      cv_.notify_one();
     }
     slot.reset();
     free_.push_back(idx);
@@ -416,7 +424,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     shared_->log->info("data plane: release {}: uploaded {}", e.name, h);
     if (shared_->log->should_log(spdlog::level::debug)) {
       std::string per;
-      for (uint32_t p = 0; p < e.blocks_sent.size(); ++p) per += " " + std::to_string(p) + ":" + std::to_string(e.blocks_sent[p] / 64);
+      for (uint32_t p = 0; p < e.blocks_sent.size(); ++p) per += " " + std::to_string(p) + ":" + std::to_string(e.blocks_sent[p] / std::max<uint32_t>(1, e.layout.piece_size / lt::default_block_size));
       shared_->log->debug("data plane: release {}: pieces uploaded (piece:times){}", e.name, per);
     }
   }
@@ -480,35 +488,55 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     dirty_ = false;
   }
 
-  // Disk thread: one block of a piece for upload, from a small cache of whole pieces.
+  // Disk thread: the bytes of `piece` (padded to its length) into `out`: from a chunk being
+  // assembled, or from the store through a small cache of whole chunks. False when this node does
+  // not hold it.
+  Status PieceBytes(Entry& e, uint32_t piece, std::vector<char>& out) {
+    const size_t b = e.layout.blob_of_piece(piece);
+    const uint32_t ordinal = e.layout.chunk_ordinal(piece);
+    const size_t off = size_t{(piece - e.layout.first_piece[b]) % e.layout.pieces_per_chunk()} * e.layout.piece_size;
+    const std::vector<uint8_t>* chunk = nullptr;
+    if (auto it = assembling_.find({&e, ordinal}); it != assembling_.end()) {
+      if (!it->second.parts[off / e.layout.piece_size]) return MakeError(Errc::kNotFound, "piece not held");
+      chunk = &it->second.bytes;
+    }
+    for (auto& c : cache_) {
+      if (!chunk && c.entry == &e && c.chunk == ordinal) chunk = &c.bytes;
+    }
+    if (chunk == nullptr) {
+      pieces_read_++;
+      CachedChunk c{&e, ordinal, {}};
+      GS_RETURN_IF_ERROR(shared_->store->ReadPiece(e.layout.blobs[b].digest, e.layout.chunk_in_blob(piece), c.bytes));
+      if (cache_.size() >= kCacheChunks) cache_.pop_front();
+      cache_.push_back(std::move(c));
+      chunk = &cache_.back().bytes;
+    }
+    out.assign(static_cast<size_t>(e.piece_len(piece)), 0);  // pad
+    std::memcpy(out.data(), chunk->data() + off, e.data_len(piece));
+    return OkStatus();
+  }
+
+  // Disk thread: one block of a piece for upload.
   Status ReadBlock(Entry& e, const lt::peer_request& r, char*& out) {
     const auto piece = static_cast<uint32_t>(static_cast<int>(r.piece));
     if (piece >= e.layout.num_pieces || r.start < 0 || r.length <= 0 || r.start + r.length > e.piece_len(piece)) {
       return MakeError(Errc::kInvalidArgument, "request outside the torrent");
     }
-    const std::vector<uint8_t>* data = nullptr;
-    for (auto& c : cache_) {
-      if (c.entry == &e && c.piece == piece) data = &c.bytes;
-    }
     blocks_served_++;
-    if (data == nullptr) {
-      pieces_read_++;
-      const size_t b = e.layout.blob_of_piece(piece);
-      CachedPiece c{&e, piece, {}};
-      GS_RETURN_IF_ERROR(shared_->store->ReadPiece(e.layout.blobs[b].digest, piece - e.layout.first_piece[b], c.bytes));
-      c.bytes.resize(static_cast<size_t>(e.piece_len(piece)), 0);  // pad
-      if (cache_.size() >= kCachePieces) cache_.pop_front();
-      cache_.push_back(std::move(c));
-      data = &cache_.back().bytes;
+    if (!(last_read_entry_ == &e && last_read_piece_ == piece)) {
+      GS_RETURN_IF_ERROR(PieceBytes(e, piece, last_read_));
+      last_read_entry_ = &e;
+      last_read_piece_ = piece;
     }
     out = new char[static_cast<size_t>(r.length)];
-    std::memcpy(out, data->data() + r.start, static_cast<size_t>(r.length));
+    std::memcpy(out, last_read_.data() + r.start, static_cast<size_t>(r.length));
     if (shared_->corrupt_uploads) out[r.length / 2] ^= 0x5a;  // test hook: a lying peer
     return OkStatus();
   }
 
-  // Disk thread: hashes a received piece; when it matches the torrent's hash, stores it as its
-  // blob's chunk, and completes the blob once every piece is there.
+  // Disk thread: hashes a received piece; when it matches the torrent's hash, adds it to its
+  // chunk; a chunk whose pieces are all there is stored, and a blob whose chunks all are is
+  // completed.
   void HashAndStore(Entry& e, uint32_t piece, lt::sha1_hash& hash, lt::storage_error& se) {
     if (piece >= e.layout.num_pieces) {
       se.ec = lt::error_code(EINVAL, lt::generic_category());
@@ -524,18 +552,13 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
         Release(data.size());
       }
     }
-    const size_t b = e.layout.blob_of_piece(piece);
-    const auto& blob = e.layout.blobs[b];
-    const uint32_t chunk = piece - e.layout.first_piece[b];
     if (data.empty()) {  // not received: a piece we hold (libtorrent re-checking it)
-      std::vector<uint8_t> held;
-      auto st = shared_->store->ReadPiece(blob.digest, chunk, held);
-      if (!st.ok()) {
+      std::vector<char> held;
+      if (!PieceBytes(e, piece, held).ok()) {
         hash.clear();  // not held: a hash that matches nothing (the piece is fetched again)
         return;
       }
-      held.resize(static_cast<size_t>(e.piece_len(piece)), 0);
-      hash = Sha1(reinterpret_cast<const char*>(held.data()), held.size());
+      hash = Sha1(held.data(), held.size());
       return;
     }
     hash = Sha1(data.data(), data.size());
@@ -548,15 +571,31 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       se.operation = lt::operation_t::file_write;
       return;
     }
-    auto st = shared_->store->PutPiece(blob.digest, blob.size, blob.media_type, chunk,
-                                       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), e.data_len(piece)));
+    const size_t b = e.layout.blob_of_piece(piece);
+    const auto& blob = e.layout.blobs[b];
+    const uint32_t chunk = e.layout.chunk_in_blob(piece);
+    const uint32_t k = e.layout.pieces_per_chunk();
+    const uint32_t part = (piece - e.layout.first_piece[b]) % k;
+    auto& a = assembling_[{&e, e.layout.chunk_ordinal(piece)}];
+    if (a.bytes.empty()) {
+      a.bytes.assign(e.layout.chunk_len(b, chunk), 0);
+      a.parts.assign(k, false);
+      a.missing = static_cast<uint32_t>((a.bytes.size() + e.layout.piece_size - 1) / e.layout.piece_size);
+    }
+    if (a.parts[part]) return;  // hashed twice
+    std::memcpy(a.bytes.data() + size_t{part} * e.layout.piece_size, data.data(), e.data_len(piece));
+    a.parts[part] = true;
+    if (--a.missing > 0) return;
+    auto st = shared_->store->PutPiece(blob.digest, blob.size, blob.media_type, chunk, a.bytes);
+    const uint32_t len = static_cast<uint32_t>(a.bytes.size());
+    assembling_.erase({&e, e.layout.chunk_ordinal(piece)});
     if (!st.ok()) {
       se = StorageError(st.error());
-      Fail(e, Error{st.error().code, "storing piece " + std::to_string(piece) + " (blob " + blob.digest.str() + "): " + st.error().message});
+      Fail(e, Error{st.error().code, "storing chunk " + std::to_string(chunk) + " of blob " + blob.digest.str() + ": " + st.error().message});
       return;
     }
     dirty_ = true;
-    e.bytes_have += e.data_len(piece);
+    e.bytes_have += len;
     if (e.blob_done[b] || --e.missing_per_blob[b] > 0) return;
     if (!CompleteBlob(e, b)) se = StorageError(Error{Errc::kCorrupt, e.error});
   }
@@ -588,12 +627,18 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     if (shared_->callbacks.failed) shared_->callbacks.failed(e.key, why);
   }
 
-  struct CachedPiece {
+  struct CachedChunk {
     const Entry* entry;
-    uint32_t piece;
+    uint32_t chunk;  // ordinal in the release
     std::vector<uint8_t> bytes;
   };
-  static constexpr size_t kCachePieces = 8;
+  static constexpr size_t kCacheChunks = 8;
+  // A chunk whose pieces are arriving: verified pieces wait here until it is whole.
+  struct Assembly {
+    std::vector<uint8_t> bytes;
+    std::vector<bool> parts;  // per piece of the chunk: verified and copied in
+    uint32_t missing = 0;
+  };
 
   lt::io_context& ioc_;
   std::shared_ptr<Shared> shared_;
@@ -607,7 +652,11 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   static constexpr size_t kMaxBuffered = 48u << 20;  // bytes of pieces being received, all torrents
   size_t buffered_ = 0;                                                   // mu_
   std::vector<std::shared_ptr<lt::disk_observer>> observers_;             // mu_: waiting for on_disk
-  std::deque<CachedPiece> cache_;                    // disk thread
+  std::deque<CachedChunk> cache_;                    // disk thread
+  std::map<std::pair<const Entry*, uint32_t>, Assembly> assembling_;  // disk thread, by chunk ordinal
+  std::vector<char> last_read_;                      // disk thread: the piece blocks were last read from
+  const Entry* last_read_entry_ = nullptr;
+  uint32_t last_read_piece_ = 0;
   uint64_t blocks_served_ = 0, pieces_read_ = 0;    // disk thread: upload blocks, store reads for them
   bool dirty_ = false;                               // disk thread: pieces stored since the last Sync
   std::thread thread_;
@@ -736,8 +785,7 @@ class DataPlaneImpl final : public DataPlane {
   uint16_t port() const override { return port_; }
   const std::string& tls_root_pem() const override { return ca_pem_; }
 
-  Status Add(const std::string& key, const std::string& name, const TorrentLayout& layout, const std::string& info,
-             const std::vector<std::string>& fetchers) override {
+  Status Add(const std::string& key, const std::string& name, const TorrentLayout& layout, const std::string& info) override {
     {
       std::lock_guard lock(mu_);
       if (entries_.count(key)) return MakeError(Errc::kConflict, "release " + key + " is already being served");
@@ -763,6 +811,20 @@ class DataPlaneImpl final : public DataPlane {
     atp.flags = lt::torrent_flags::update_subscribe | lt::torrent_flags::apply_ip_filter | lt::torrent_flags::duplicate_is_error;
     atp.have_pieces.resize(static_cast<int>(layout.num_pieces), false);
     e->blocks_sent.assign(layout.num_pieces, 0);
+    {
+      std::vector<int> lengths;
+      for (uint32_t p = 0; p < layout.num_pieces; ++p) lengths.push_back(e->piece_len(p));
+      std::weak_ptr<Entry> weak = e;
+      auto everything_out = [weak, log = log_] {
+        if (auto entry = weak.lock()) {
+          log->debug("data plane: release {}: every piece has left this node once ({} bytes uploaded): offering all of them",
+                     entry->name, entry->uploaded.load());
+        }
+      };
+      atp.extensions.push_back([lengths, everything_out](lt::torrent_handle const&, lt::client_data_t) {
+        return MakePieceDealer(lengths, everything_out);
+      });
+    }
     e->missing_per_blob.resize(layout.blobs.size(), 0);
     e->blob_done.resize(layout.blobs.size(), false);
     std::vector<size_t> to_complete;
@@ -771,14 +833,15 @@ class DataPlaneImpl final : public DataPlane {
       GS_ASSIGN_OR_RETURN(auto held, store_.HeldPieces(blob.digest, blob.size));
       GS_ASSIGN_OR_RETURN(auto stat, store_.Stat(blob.digest));
       e->blob_done[b] = stat.has_value();
-      for (uint32_t c = 0; c < held.size(); ++c) {
-        const uint32_t piece = layout.first_piece[b] + c;
-        if (held[c]) {
-          atp.have_pieces.set_bit(lt::piece_index_t{static_cast<int>(piece)});
-          e->bytes_have += e->data_len(piece);
-        } else {
+      for (uint32_t c = 0; c < layout.chunks_of(b); ++c) {
+        if (c >= held.size() || !held[c]) {
           e->missing_per_blob[b]++;
+          continue;
         }
+        const uint32_t first = layout.first_piece[b] + c * layout.pieces_per_chunk();
+        const uint32_t end = std::min(first + layout.pieces_per_chunk(), layout.first_piece[b] + layout.pieces_of(b));
+        for (uint32_t p = first; p < end; ++p) atp.have_pieces.set_bit(lt::piece_index_t{static_cast<int>(p)});
+        e->bytes_have += layout.chunk_len(b, c);
       }
       if (!e->blob_done[b] && e->missing_per_blob[b] == 0) to_complete.push_back(b);
     }
@@ -800,11 +863,6 @@ class DataPlaneImpl final : public DataPlane {
       entries_[key] = e;
       peers = peers_;
     }
-    {
-      std::lock_guard lock(e->mu);
-      e->fetcher_hint = fetchers;
-    }
-    RefreshSlices(*e);
     Connect(*e, peers);
     if (!to_complete.empty()) {
       std::lock_guard lock(shared_->mu);
@@ -830,18 +888,6 @@ class DataPlaneImpl final : public DataPlane {
     }
     if (e->handle.is_valid()) session_->remove_torrent(e->handle);
     log_->info("data plane: release {}: no longer served", e->name);
-  }
-
-  void SetFetchers(const std::string& key, const std::vector<std::string>& fetchers) override {
-    std::shared_ptr<Entry> e;
-    {
-      std::lock_guard lock(mu_);
-      auto it = entries_.find(key);
-      if (it == entries_.end()) return;
-      e = it->second;
-    }
-    std::lock_guard lock(e->mu);
-    e->fetcher_hint = fetchers;
   }
 
   bool Has(const std::string& key) const override {
@@ -921,38 +967,6 @@ class DataPlaneImpl final : public DataPlane {
     }
   }
 
-  // Receivers that all start from one seed would, picking rarest-first, mostly fetch the same
-  // pieces from it at the same time, and the seed's uplink (the scarce resource) would carry
-  // pieces several times. So pieces are sliced among the nodes fetching the release: this node
-  // and the members the control plane says fetch it too (SetFetchers; not the peers libtorrent
-  // happens to have connected yet: slices dealt from that partial view during the first second
-  // sent the first requests to the wrong slices), ranked by address; piece p is node (p mod M)'s.
-  // A node fetches its own slice first (top priority: only the seeds have it); the others'
-  // slices come at normal priority, mostly from the peers whose slice they are (libtorrent's
-  // picker still asks a seed for some when it has nothing better to ask it for). Recomputed
-  // every half second, so when a fetcher leaves its slice is dealt again; when no other node
-  // fetches, every piece is this node's.
-  void RefreshSlices(Entry& e) {
-    if (!e.handle.is_valid() || e.bytes_have.load() == e.layout.total_bytes) return;
-    std::lock_guard lock(e.mu);  // Add (io thread) and the alert thread both come here
-    std::vector<std::string> fetchers{o_.listen_host};
-    for (const auto& a : e.fetcher_hint) {
-      if (auto p = ParseIpv4Endpoint(a)) fetchers.push_back(p->host);
-    }
-    std::sort(fetchers.begin(), fetchers.end());
-    fetchers.erase(std::unique(fetchers.begin(), fetchers.end()), fetchers.end());
-    if (fetchers == e.fetchers) return;
-    const auto members = static_cast<uint32_t>(fetchers.size());
-    const auto rank = static_cast<uint32_t>(std::find(fetchers.begin(), fetchers.end(), o_.listen_host) - fetchers.begin());
-    std::vector<lt::download_priority_t> prio(e.layout.num_pieces, lt::top_priority);
-    for (uint32_t p = 0; p < e.layout.num_pieces; ++p) {
-      if (p % members != rank) prio[p] = lt::default_priority;
-    }
-    log_->debug("data plane: release {}: fetching slice {} of {} first", e.name, rank, members);
-    e.fetchers = std::move(fetchers);
-    e.handle.prioritize_pieces(prio);
-  }
-
   // Plain TCP (benchmarks): accept only the members' addresses (and loopback for tests).
   void UpdateIpFilter() {
     lt::ip_filter f;
@@ -1010,19 +1024,9 @@ class DataPlaneImpl final : public DataPlane {
 
   void AlertLoop() {
     auto next_progress = std::chrono::steady_clock::now();
-    auto next_slices = next_progress;
     int progress_ms = 5000;
     if (const char* p = std::getenv("GAPSYNC_PROGRESS_LOG_MS")) progress_ms = std::max(100, std::atoi(p));
     while (!stopping_) {
-      if (std::chrono::steady_clock::now() >= next_slices) {
-        std::vector<std::shared_ptr<Entry>> entries;
-        {
-          std::lock_guard lock(mu_);
-          for (auto& [k, e] : entries_) entries.push_back(e);
-        }
-        for (auto& e : entries) RefreshSlices(*e);
-        next_slices = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-      }
       if (std::chrono::steady_clock::now() >= next_progress) {
         LogProgress();
         next_progress = std::chrono::steady_clock::now() + std::chrono::milliseconds(progress_ms);
@@ -1069,15 +1073,19 @@ class DataPlaneImpl final : public DataPlane {
 
 }  // namespace
 
-TorrentLayout TorrentLayout::Make(const std::vector<BlobSpec>& blobs, uint32_t piece_size) {
+TorrentLayout TorrentLayout::Make(const std::vector<BlobSpec>& blobs, uint32_t chunk_size, uint32_t piece_size) {
   TorrentLayout l;
+  l.chunk_size = chunk_size;
+  if (piece_size == 0) piece_size = chunk_size > kPieceSize && chunk_size % kPieceSize == 0 ? kPieceSize : chunk_size;
   l.piece_size = piece_size;
   std::set<BlobDigest> seen;
   for (const auto& b : blobs) {
     if (b.size == 0 || !seen.insert(b.digest).second) continue;
     l.blobs.push_back(b);
     l.first_piece.push_back(l.num_pieces);
+    l.first_chunk.push_back(l.num_chunks);
     l.num_pieces += static_cast<uint32_t>((b.size + piece_size - 1) / piece_size);
+    l.num_chunks += static_cast<uint32_t>((b.size + chunk_size - 1) / chunk_size);
     l.total_bytes += b.size;
   }
   return l;
@@ -1087,27 +1095,49 @@ uint32_t TorrentLayout::pieces_of(size_t blob) const {
   return static_cast<uint32_t>((blobs[blob].size + piece_size - 1) / piece_size);
 }
 
+uint32_t TorrentLayout::chunks_of(size_t blob) const {
+  return static_cast<uint32_t>((blobs[blob].size + chunk_size - 1) / chunk_size);
+}
+
 size_t TorrentLayout::blob_of_piece(uint32_t piece) const {
   auto it = std::upper_bound(first_piece.begin(), first_piece.end(), piece);
   return static_cast<size_t>(it - first_piece.begin()) - 1;
 }
 
+uint32_t TorrentLayout::chunk_in_blob(uint32_t piece) const {
+  return (piece - first_piece[blob_of_piece(piece)]) / pieces_per_chunk();
+}
+
+uint32_t TorrentLayout::chunk_ordinal(uint32_t piece) const {
+  return first_chunk[blob_of_piece(piece)] + chunk_in_blob(piece);
+}
+
+uint32_t TorrentLayout::chunk_len(size_t blob, uint32_t chunk) const {
+  return static_cast<uint32_t>(std::min<uint64_t>(chunk_size, blobs[blob].size - uint64_t{chunk} * chunk_size));
+}
+
 Result<std::string> BuildTorrentInfo(store::BlobStore& store, const TorrentLayout& layout, const std::string& ssl_ca_pem,
                                      const std::string& release) {
-  if (layout.piece_size != store.chunk_size()) {
-    return MakeError(Errc::kInvalidArgument, "torrent piece size must be the store's chunk size");
+  if (layout.chunk_size != store.chunk_size() || layout.piece_size == 0 || layout.chunk_size % layout.piece_size != 0) {
+    return MakeError(Errc::kInvalidArgument, "torrent layout: chunks must be the store's and a whole number of pieces");
   }
   std::string pieces;
   pieces.reserve(size_t{layout.num_pieces} * 20);
-  std::vector<uint8_t> data;
+  std::vector<uint8_t> chunk;
+  std::vector<char> piece(layout.piece_size);
   for (size_t b = 0; b < layout.blobs.size(); ++b) {
     const auto& blob = layout.blobs[b];
-    const bool last_blob = b + 1 == layout.blobs.size();
-    for (uint32_t c = 0; c < layout.pieces_of(b); ++c) {
-      GS_RETURN_IF_ERROR(store.ReadPiece(blob.digest, c, data));
-      if (!(last_blob && c + 1 == layout.pieces_of(b))) data.resize(layout.piece_size, 0);
-      auto h = Sha1(reinterpret_cast<const char*>(data.data()), data.size());
-      pieces.append(h.data(), h.size());
+    for (uint32_t c = 0; c < layout.chunks_of(b); ++c) {
+      GS_RETURN_IF_ERROR(store.ReadPiece(blob.digest, c, chunk));
+      for (size_t off = 0; off < chunk.size(); off += layout.piece_size) {
+        const size_t n = std::min<size_t>(layout.piece_size, chunk.size() - off);
+        // Pieces are padded to full size, except the torrent's very last one.
+        const bool last = b + 1 == layout.blobs.size() && off + n == chunk.size() && c + 1 == layout.chunks_of(b);
+        std::fill(piece.begin(), piece.end(), 0);
+        std::memcpy(piece.data(), chunk.data() + off, n);
+        auto h = Sha1(piece.data(), last ? n : piece.size());
+        pieces.append(h.data(), h.size());
+      }
     }
   }
   return EncodeInfo(layout, pieces, ssl_ca_pem, release);

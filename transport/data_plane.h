@@ -4,10 +4,12 @@
 //
 // One torrent per release: file i = blob i (the release's blobs in manifest order, without
 // duplicates and without empty blobs), each followed by a pad file up to the next piece boundary
-// (except the last), piece size = the store's chunk size. So piece p is exactly one chunk of one
-// blob: a piece that passes its SHA-1 check is stored as that chunk (BlobStore::PutPiece), and a
-// blob whose pieces are all held is checked against its SHA-256 (BlobStore::CompletePieces)
-// before it becomes visible. Pad blocks are never sent (libtorrent skips them).
+// (except the last). A store chunk is a whole number of pieces (kPieceSize, 128 KiB, of a 1 MiB
+// chunk: small pieces are forwarded sooner; see docs/benchmarks.md). A piece that passes its
+// SHA-1 check is kept in memory until every piece of its chunk has, then stored as that chunk
+// (BlobStore::PutPiece); a blob whose chunks are all held is checked against its SHA-256
+// (BlobStore::CompletePieces) before it becomes visible. Pad blocks are never sent (libtorrent
+// skips them). A restart keeps the stored chunks; pieces of a chunk not yet whole are fetched again.
 //
 // Peers: TCP only (uTP, DHT, LSD, UPnP, NAT-PMP, trackers off); they come from the control plane
 // (AddPeers). With TLS (the default) every torrent is an SSL torrent whose root is the cluster CA:
@@ -45,18 +47,32 @@ struct BlobSpec {
   std::string media_type;
 };
 
-// Where each blob's pieces are in a release torrent.
+// Torrent piece size for a store chunk of 1 MiB or more (smaller chunks: one piece per chunk).
+inline constexpr uint32_t kPieceSize = 128u << 10;
+
+// Where each blob's pieces and chunks are in a release torrent.
 struct TorrentLayout {
   uint32_t piece_size = 0;
+  uint32_t chunk_size = 0;                // the store's; a whole number of pieces
   std::vector<BlobSpec> blobs;            // the torrent's files, in order (no empty or repeated blob)
   std::vector<uint32_t> first_piece;      // per blob
+  std::vector<uint32_t> first_chunk;      // per blob: ordinal of its first chunk in the release
   uint32_t num_pieces = 0;
+  uint32_t num_chunks = 0;
   uint64_t total_bytes = 0;               // sum of blob sizes (what "100 %" means)
 
-  // `blobs` as listed by a release; empty and repeated blobs are left out.
-  static TorrentLayout Make(const std::vector<BlobSpec>& blobs, uint32_t piece_size);
+  // `blobs` as listed by a release; empty and repeated blobs are left out. `piece_size` 0: the
+  // default for the chunk size (kPieceSize when it divides it, else the chunk size).
+  static TorrentLayout Make(const std::vector<BlobSpec>& blobs, uint32_t chunk_size, uint32_t piece_size = 0);
   uint32_t pieces_of(size_t blob) const;
+  uint32_t chunks_of(size_t blob) const;
+  uint32_t pieces_per_chunk() const { return chunk_size / piece_size; }
   size_t blob_of_piece(uint32_t piece) const;
+  // The chunk holding `piece`: its index in the piece's blob, and its ordinal in the release.
+  uint32_t chunk_in_blob(uint32_t piece) const;
+  uint32_t chunk_ordinal(uint32_t piece) const;
+  // Bytes of blob data in chunk `chunk` of blob `blob`.
+  uint32_t chunk_len(size_t blob, uint32_t chunk) const;
 };
 
 // The bencoded info dictionary of a release torrent, hashing every piece of the (complete) blobs
@@ -115,12 +131,8 @@ class DataPlane {
   // made by BuildTorrentInfo (checked with CheckTorrentInfo when it came from a peer). `key`
   // names it in callbacks and Transfers (the release digest), `name` in logs (app@version);
   // kConflict if already added.
-  // `fetchers`: data addresses of the other members fetching it (see SetFetchers).
   virtual Status Add(const std::string& key, const std::string& name, const TorrentLayout& layout,
-                     const std::string& info, const std::vector<std::string>& fetchers = {}) = 0;
-  // The other members fetching release `key` (reachable, and not holding it complete): the
-  // pieces are sliced among them and this node, each fetching its own slice first from the seeds.
-  virtual void SetFetchers(const std::string& key, const std::vector<std::string>& fetchers) = 0;
+                     const std::string& info) = 0;
   // Stops spreading a release (e.g. its torrent turned out bad); its stored pieces stay.
   virtual void Remove(const std::string& key) = 0;
   virtual bool Has(const std::string& key) const = 0;

@@ -50,6 +50,7 @@ p2p_config() {  # p2p_config I [PEER_NODE...]   (peers by node number)
     echo "data_plane_tls: ${P2P_TLS:-true}"
     echo "tls: {ca: $WORK/n$i/ca.crt, cert: $WORK/n$i/node-$i.crt, key: $WORK/n$i/node-$i.key}"
     if [ ${#peers[@]} -gt 0 ]; then echo "peers: [$(IFS=,; echo "${peers[*]}")]"; fi
+    if [ -n "${P2P_LOG_LEVEL:-}" ]; then echo "log_level: $P2P_LOG_LEVEL"; fi
   } > "$WORK/n$i/agent.yaml"
 }
 

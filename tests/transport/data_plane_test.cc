@@ -159,7 +159,7 @@ TEST_F(DataPlaneTest, LayoutLeavesOutEmptyAndRepeatedBlobs) {
   auto specs = specs_;
   specs.insert(specs.begin() + 1, BlobSpec{DigestOf({}), 0, "x"});
   specs.push_back(specs_[0]);
-  auto l = TorrentLayout::Make(specs, kMiB);
+  auto l = TorrentLayout::Make(specs, kMiB, kMiB);
   ASSERT_EQ(l.blobs.size(), 3u);
   EXPECT_EQ(l.first_piece, (std::vector<uint32_t>{0, 3, 4}));
   EXPECT_EQ(l.num_pieces, 5u);
@@ -168,6 +168,28 @@ TEST_F(DataPlaneTest, LayoutLeavesOutEmptyAndRepeatedBlobs) {
   EXPECT_EQ(l.blob_of_piece(2), 0u);
   EXPECT_EQ(l.blob_of_piece(3), 1u);
   EXPECT_EQ(l.blob_of_piece(4), 2u);
+}
+
+TEST_F(DataPlaneTest, PiecesAreAWholeFractionOfAChunk) {
+  // 1 MiB chunks: 128 KiB pieces, eight to a chunk; a blob's last chunk and piece are short.
+  const auto& l = layout_;
+  EXPECT_EQ(l.piece_size, kPieceSize);
+  EXPECT_EQ(l.pieces_per_chunk(), 8u);
+  // 2.5 MiB + 7 bytes: 21 pieces in 3 chunks; 1 MiB: 8 in 1; 300000 bytes: 3 in 1.
+  EXPECT_EQ(l.first_piece, (std::vector<uint32_t>{0, 21, 29}));
+  EXPECT_EQ(l.first_chunk, (std::vector<uint32_t>{0, 3, 4}));
+  EXPECT_EQ(l.num_pieces, 32u);
+  EXPECT_EQ(l.num_chunks, 5u);
+  EXPECT_EQ(l.chunk_in_blob(7), 0u);
+  EXPECT_EQ(l.chunk_in_blob(8), 1u);
+  EXPECT_EQ(l.chunk_in_blob(20), 2u);
+  EXPECT_EQ(l.chunk_ordinal(20), 2u);
+  EXPECT_EQ(l.chunk_ordinal(21), 3u);
+  EXPECT_EQ(l.chunk_ordinal(31), 4u);
+  EXPECT_EQ(l.chunk_len(0, 2), kMiB / 2 + 7);
+  EXPECT_EQ(l.chunk_len(2, 0), 300'000u);
+  // A chunk no bigger than a piece is one piece.
+  EXPECT_EQ(TorrentLayout::Make(specs_, 64 << 10).piece_size, 64u << 10);
 }
 
 TEST_F(DataPlaneTest, TorrentInfoIsDeterministicAndCheckedAgainstTheLayout) {

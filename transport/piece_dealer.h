@@ -1,0 +1,43 @@
+// How a node holding a whole release (a seed) offers its pieces to the nodes fetching it.
+//
+// One seed and N receivers: the seed's uplink is the scarce link, and the release can spread in
+// about S/B only if every piece leaves the seed once and the receivers forward it among
+// themselves. Plain BitTorrent lets every receiver ask the seed for any piece; receivers that
+// have nothing better to ask it for take pieces their neighbours are about to hold, and the seed's
+// uplink carries them twice (measured: the seed uploaded 1.4-2x the release, the last node finished
+// at ~2x the floor; docs/benchmarks.md). So a seed *deals* pieces: each receiver is shown only the
+// pieces dealt to it, a few at a time, and gets every other piece from the receiver it was dealt
+// to (or any that has it since).
+//
+// On the wire this is plain BitTorrent: libtorrent announces a seed with HAVE_ALL; every gapsync
+// node ignores a HAVE_ALL, and a seed follows its HAVE_ALL with one HAVE per piece it deals.
+//   - Fresh pieces (held by no connected receiver, never sent whole, dealt to no live
+//     connection) are dealt in piece order to each receiver until it lacks `window` of the pieces
+//     dealt to it: about 1 s of what this node sends it (at least 4 pieces). Faster links get
+//     more; when a receiver announces a dealt piece, it is dealt the next at once.
+//   - A receiver with nothing left to fetch from this node, when nothing fresh is left, takes over
+//     a piece dealt to another that has not asked for it yet, or asked for it more than 10 s ago
+//     without getting it (cut off, frozen). Pieces dealt to a connection that closed are fresh
+//     again.
+//   - Once every piece has left whole at least once or is held by a receiver, everything is shown
+//     to everyone: this node's uplink is free then, and the last receivers' last pieces may come
+//     from it.
+// A node that completes while connected has already sent its bitfield and HAVEs; only new
+// connections to a complete node go through this. Two seeds deal independently.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <libtorrent/extensions.hpp>
+
+namespace gapsync::transport {
+
+// A libtorrent torrent plugin for one release torrent. `piece_lengths`: bytes of each piece (to
+// know when one has been sent whole). `on_everything_out`: called once, on libtorrent's network
+// thread, when it starts showing every piece to every peer.
+std::shared_ptr<lt::torrent_plugin> MakePieceDealer(std::vector<int> piece_lengths,
+                                                    std::function<void()> on_everything_out = {});
+
+}  // namespace gapsync::transport
