@@ -300,6 +300,61 @@ TEST_F(DataPlaneTest, ReleaseMovesOverMutualTlsAndAForeignCertificateGetsNothing
   }
 }
 
+// A seed deals its pieces (transport/piece_dealer.h): with three receivers it sends each piece
+// about once and the receivers forward the rest among themselves. (libtorrent as it comes lets each
+// receiver take most pieces from the seed: about 2-3 times the release here.)
+TEST_F(DataPlaneTest, SeedDealsEachPieceAboutOnceAndReceiversForwardTheRest) {
+  blobs_.clear();
+  specs_.clear();
+  for (uint32_t seed = 10; seed < 14; ++seed) {
+    blobs_.push_back(RandomBytes(4 * kMiB, seed));
+    specs_.push_back({DigestOf(blobs_.back()), blobs_.back().size(), "application/octet-stream"});
+  }
+  layout_ = TorrentLayout::Make(specs_, kMiB);
+  auto a = OpenStore("a");
+  Fill(*a);
+  auto info = BuildTorrentInfo(*a, layout_, "", kRelease);
+  ASSERT_TRUE(info.ok());
+  DataPlaneOptions o;
+  o.listen_host = "127.0.0.1";
+  o.tls = false;
+  Done done_seed;
+  auto seed = DataPlane::Start(*a, o, Callbacks(done_seed), Log());
+  ASSERT_TRUE(seed.ok());
+  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  std::vector<std::string> addrs{"127.0.0.1:" + std::to_string(seed.value()->port())};
+  std::vector<std::unique_ptr<store::BlobStore>> stores;
+  std::vector<std::unique_ptr<Done>> done;
+  std::vector<std::unique_ptr<DataPlane>> receivers;
+  for (int i = 0; i < 3; ++i) {
+    stores.push_back(OpenStore("r" + std::to_string(i)));
+    done.push_back(std::make_unique<Done>());
+    auto r = DataPlane::Start(*stores.back(), o, Callbacks(*done.back()), Log());
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(r.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+    addrs.push_back("127.0.0.1:" + std::to_string(r.value()->port()));
+    receivers.push_back(std::move(r).value());
+  }
+  for (size_t i = 0; i < receivers.size(); ++i) {
+    std::vector<std::string> others;
+    for (size_t j = 0; j < addrs.size(); ++j) {
+      if (j != i + 1) others.push_back(addrs[j]);
+    }
+    receivers[i]->SetPeers(others);
+  }
+  for (auto& d : done) ASSERT_TRUE(d->WaitFor(specs_.size(), std::chrono::seconds(60))) << "blobs done: " << d->blobs.size();
+  const uint64_t total = layout_.total_bytes;
+  const uint64_t seed_up = seed.value()->Transfers()[0].uploaded;
+  uint64_t forwarded = 0;
+  for (auto& r : receivers) forwarded += r->Transfers()[0].uploaded;
+  for (auto& r : receivers) r->Stop();
+  seed.value()->Stop();
+  EXPECT_GE(seed_up, total);
+  EXPECT_LE(seed_up, total * 3 / 2) << "the seed sent " << seed_up << " bytes of a " << total << " byte release";
+  EXPECT_GE(forwarded, total * 3 / 2) << "the receivers forwarded " << forwarded << " bytes";
+  for (auto& s : stores) ExpectHoldsEveryBlob(*s);
+}
+
 TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   auto a = OpenStore("a");
   auto b = OpenStore("b");
