@@ -119,7 +119,7 @@ lt::storage_error StorageError(const Error& e) {
 }
 
 // One release torrent as the disk layer sees it.
-struct Entry {
+struct Entry : std::enable_shared_from_this<Entry> {
   std::string key;
   std::string name;  // for logs
   TorrentLayout layout;
@@ -171,6 +171,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
  public:
   StoreDiskIo(lt::io_context& ioc, std::shared_ptr<Shared> shared) : ioc_(ioc), shared_(std::move(shared)) {
     thread_ = std::thread([this] { Loop(); });
+    sync_thread_ = std::thread([this] { SyncLoop(); });
     std::lock_guard lock(shared_->mu);
     shared_->disk = this;
   }
@@ -385,7 +386,12 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
-    SyncNow();
+    {
+      std::lock_guard lock(sync_mu_);
+      sync_stop_ = true;
+    }
+    sync_cv_.notify_all();
+    if (sync_thread_.joinable()) sync_thread_.join();  // after a last sync of what was stored
     if (blocks_served_ > 0) {
       shared_->log->info("data plane: served {} blocks with {} piece reads from the store", blocks_served_, pieces_read_);
     }
@@ -444,48 +450,100 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   }
 
   void Loop() {
-    auto last_sync = std::chrono::steady_clock::now();
-    const auto interval = std::chrono::milliseconds(shared_->sync_interval_ms);
     for (;;) {
       std::function<void()> job;
       {
         std::unique_lock lock(mu_);
-        cv_.wait_for(lock, interval, [this] { return stop_ || !jobs_.empty(); });
+        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
         if (stop_ && jobs_.empty()) return;
-        if (!jobs_.empty()) {
-          job = std::move(jobs_.front());
-          jobs_.pop_front();
-        }
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
       }
-      if (job) job();
-      if (dirty_ && std::chrono::steady_clock::now() - last_sync >= interval) {
-        SyncNow();
-        last_sync = std::chrono::steady_clock::now();
-      }
+      job();
     }
   }
 
-  // Disk thread (or after it stopped). A failure (disk full) stops every transfer still
-  // receiving: what it got since the last Sync may not be durable.
-  void SyncNow() {
-    if (!dirty_) return;
-    auto st = shared_->store->Sync();
-    if (!st.ok()) {
-      std::vector<std::shared_ptr<Entry>> entries;
+  // Received pieces become durable on a thread of their own, so that the disk thread goes on
+  // hashing and storing while the store syncs (a sync can take seconds on a busy disk, and a disk
+  // thread waiting for it fills the receive buffers and throttles every peer of this node).
+  // A sync at least every sync_interval_ms while pieces arrive, and at once when a blob is
+  // complete: its blob_done callback is called after the sync that makes it durable.
+  void MarkStored(std::shared_ptr<Entry> done_entry = nullptr, size_t done_blob = 0) {
+    {
+      std::lock_guard lock(sync_mu_);
+      dirty_ = true;
+      if (done_entry) {
+        blobs_to_report_.emplace_back(std::move(done_entry), done_blob);
+        sync_soon_ = true;
+      }
+    }
+    if (done_entry) sync_cv_.notify_one();
+  }
+
+  void SyncLoop() {
+    const auto interval = std::chrono::milliseconds(shared_->sync_interval_ms);
+    for (;;) {
+      std::vector<std::pair<std::shared_ptr<Entry>, size_t>> report;
+      bool last = false;
       {
-        std::lock_guard lock(mu_);
-        for (auto& e : storages_) {
-          if (e) entries.push_back(e);
+        std::unique_lock lock(sync_mu_);
+        sync_cv_.wait_for(lock, interval, [this] { return sync_stop_ || sync_soon_; });
+        last = sync_stop_;
+        if (!dirty_) {
+          if (last) return;
+          continue;
         }
+        dirty_ = false;
+        sync_soon_ = false;
+        ++syncs_started_;
+        report.swap(blobs_to_report_);
       }
-      for (auto& e : entries) {
-        if (std::find(e->blob_done.begin(), e->blob_done.end(), false) != e->blob_done.end()) {
-          Fail(*e, Error{st.error().code, "making received pieces durable: " + st.error().message});
+      SyncAndReport(std::move(report));
+      {
+        std::lock_guard lock(sync_mu_);
+        ++syncs_done_;
+      }
+      sync_cv_.notify_all();
+      if (last) return;
+    }
+  }
+
+  // Sync thread. A failure (disk full) stops every transfer still receiving (on the disk thread):
+  // what it got since the last sync may not be durable.
+  void SyncAndReport(std::vector<std::pair<std::shared_ptr<Entry>, size_t>> report) {
+    const auto start = std::chrono::steady_clock::now();
+    auto st = shared_->store->Sync();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    if (ms >= 500) shared_->log->debug("data plane: the store took {} ms to sync", ms);
+    if (!st.ok()) {
+      const Error why{st.error().code, "making received pieces durable: " + st.error().message};
+      Submit([this, why] {
+        std::vector<std::shared_ptr<Entry>> entries;
+        {
+          std::lock_guard lock(mu_);
+          for (auto& e : storages_) {
+            if (e) entries.push_back(e);
+          }
         }
-      }
+        for (auto& e : entries) {
+          if (std::find(e->blob_done.begin(), e->blob_done.end(), false) != e->blob_done.end()) Fail(*e, why);
+        }
+      });
+      for (auto& [e, b] : report) Submit([this, e = e, why] { Fail(*e, why); });
       return;
     }
-    dirty_ = false;
+    if (!shared_->callbacks.blob_done) return;
+    for (auto& [e, b] : report) shared_->callbacks.blob_done(e->key, e->layout.blobs[b].digest);
+  }
+
+  // Disk thread: makes everything stored durable now (a torrent stopping).
+  void SyncNow() {
+    std::unique_lock lock(sync_mu_);
+    dirty_ = true;
+    sync_soon_ = true;
+    const uint64_t covering = syncs_started_ + 1;  // the next sync to start covers what is stored now
+    sync_cv_.notify_all();
+    sync_cv_.wait(lock, [&] { return syncs_done_ >= covering || sync_stop_; });
   }
 
   // Disk thread: the bytes of `piece` (padded to its length) into `out`: from a chunk being
@@ -594,7 +652,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       Fail(e, Error{st.error().code, "storing chunk " + std::to_string(chunk) + " of blob " + blob.digest.str() + ": " + st.error().message});
       return;
     }
-    dirty_ = true;
+    MarkStored();
     e.bytes_have += len;
     if (e.blob_done[b] || --e.missing_per_blob[b] > 0) return;
     if (!CompleteBlob(e, b)) se = StorageError(Error{Errc::kCorrupt, e.error});
@@ -605,14 +663,12 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   bool CompleteBlob(Entry& e, size_t b) {
     const auto& blob = e.layout.blobs[b];
     auto st = shared_->store->CompletePieces(blob.digest);
-    if (st.ok()) st = shared_->store->Sync();
     if (!st.ok()) {
       Fail(e, st.error());
       return false;
     }
-    dirty_ = false;
     e.blob_done[b] = true;
-    if (shared_->callbacks.blob_done) shared_->callbacks.blob_done(e.key, blob.digest);
+    MarkStored(e.shared_from_this(), b);  // reported once durable
     return true;
   }
 
@@ -658,7 +714,14 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   const Entry* last_read_entry_ = nullptr;
   uint32_t last_read_piece_ = 0;
   uint64_t blocks_served_ = 0, pieces_read_ = 0;    // disk thread: upload blocks, store reads for them
-  bool dirty_ = false;                               // disk thread: pieces stored since the last Sync
+  std::thread sync_thread_;
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  bool sync_stop_ = false;                           // sync_mu_
+  bool dirty_ = false;                               // sync_mu_: stored since the last sync began
+  bool sync_soon_ = false;                           // sync_mu_: sync without waiting for the interval
+  uint64_t syncs_started_ = 0, syncs_done_ = 0;      // sync_mu_
+  std::vector<std::pair<std::shared_ptr<Entry>, size_t>> blobs_to_report_;  // sync_mu_: complete, not yet durable
   std::thread thread_;
 };
 

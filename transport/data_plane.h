@@ -16,9 +16,10 @@
 // a peer must present a certificate of that CA naming kDataPlaneName (node certificates do),
 // otherwise it gets no bytes; the listen socket speaks only TLS.
 //
-// Threads: libtorrent's network thread; one disk thread of ours (store reads, piece hashing and
-// storing, blob completion, Sync); one alert thread (logs, bans, errors). Callbacks run on the
-// disk thread; the owner must hop to its own thread.
+// Threads: libtorrent's network thread (with the piece dealer, piece_dealer.h); one disk thread of
+// ours (store reads, piece hashing, chunk storing, blob completion); one sync thread (the store's
+// Sync, at least every second while pieces arrive); one alert thread (logs, bans, errors).
+// Callbacks run on the disk or the sync thread; the owner must hop to its own thread.
 #pragma once
 
 #include <cstdint>
