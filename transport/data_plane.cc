@@ -639,6 +639,18 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       a.bytes.assign(e.layout.chunk_len(b, chunk), 0);
       a.parts.assign(k, false);
       a.missing = static_cast<uint32_t>((a.bytes.size() + e.layout.piece_size - 1) / e.layout.piece_size);
+      if (a.missing > 1 && e.handle.is_valid()) {
+        // Finish what was started: the chunk's other pieces first, so that chunks are stored
+        // (and their memory freed) as they arrive rather than all at the end (rarest-first alone
+        // left most chunks half-full until the last seconds: peak RSS 154-159 MiB, and a node
+        // storing 70 MiB at the very end finished seconds after the others).
+        std::vector<std::pair<lt::piece_index_t, lt::download_priority_t>> prio;
+        const uint32_t first = piece - part;
+        for (uint32_t q = first; q < first + a.missing; ++q) {
+          if (q != piece) prio.emplace_back(lt::piece_index_t{static_cast<int>(q)}, lt::top_priority);
+        }
+        e.handle.prioritize_pieces(prio);
+      }
     }
     if (a.parts[part]) return;  // hashed twice
     std::memcpy(a.bytes.data() + size_t{part} * e.layout.piece_size, data.data(), e.data_len(piece));

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <tuple>
 
 namespace gapsync::transport {
 namespace {
@@ -21,6 +22,9 @@ constexpr double kWindowSeconds = 1.0;
 constexpr size_t kMinWindow = 4;
 // A dealt piece asked for this long ago and still not held may be dealt to another receiver.
 constexpr auto kStale = std::chrono::seconds(10);
+// A receiver that has not announced any piece dealt to it for this long does not count in the
+// average share.
+constexpr auto kStalled = std::chrono::seconds(3);
 
 class Dealer;
 
@@ -34,7 +38,11 @@ class DealtPeer final : public lt::peer_plugin {
   lt::string_view type() const override { return "gapsync-piece-dealer"; }
 
   // A gapsync seed's HAVE_ALL means nothing: it announces what it deals this node with HAVEs.
-  bool on_have_all() override { return true; }
+  // (Remembered: a complete peer is not dealt to.)
+  bool on_have_all() override {
+    complete_ = true;
+    return true;
+  }
 
   void sent_have_all() override;
   void sent_piece(lt::peer_request const& r) override;
@@ -60,11 +68,14 @@ class DealtPeer final : public lt::peer_plugin {
   lt::peer_connection_handle pc_;
   std::weak_ptr<Dealer> dealer_;
   bool dealt_ = false;               // this node sent it HAVE_ALL: it sees only what is shown
+  bool complete_ = false;            // it sent HAVE_ALL: it holds everything
   std::vector<bool> shown_;
   std::vector<bool> has_;            // HAVEs it sent (libtorrent records them after on_have)
   std::map<int, int> bytes_sent_;    // per piece being sent to it
   const uint64_t id_;
   size_t window_ = kMinWindow;
+  size_t dealt_total_ = 0;           // fresh pieces dealt to it so far
+  Clock::time_point progress_ = Clock::now();  // when it last announced a piece dealt to it
 };
 
 class Dealer final : public lt::torrent_plugin, public std::enable_shared_from_this<Dealer> {
@@ -105,7 +116,9 @@ class Dealer final : public lt::torrent_plugin, public std::enable_shared_from_t
 
   // `peer` announced piece `i`: when it was dealt to it, its window has room again.
   void Held(DealtPeer& peer, size_t i) {
-    if (!everything_out_ && i < dealt_to_.size() && dealt_to_[i] == peer.id_) Deal();
+    if (everything_out_ || i >= dealt_to_.size() || dealt_to_[i] != peer.id_) return;
+    peer.progress_ = Clock::now();
+    Deal();
   }
 
   void SentPiece(DealtPeer& peer, lt::peer_request const& r) {
@@ -154,7 +167,7 @@ void Dealer::Deal() {
   }
   std::vector<std::shared_ptr<DealtPeer>> receivers;
   for (auto& p : live) {
-    if (!p->pc_.is_seed()) receivers.push_back(p);
+    if (!p->complete_ && !p->pc_.is_seed()) receivers.push_back(p);
   }
   std::vector<bool> out(sent_whole_);
   for (size_t i = 0; i < n; ++i) {
@@ -187,24 +200,36 @@ void Dealer::Deal() {
     }
     return n;
   };
-  // Receivers lacking the fewest of their dealt pieces first.
-  std::vector<std::pair<size_t, DealtPeer*>> order;
+  // Every fresh piece must then go from its receiver to all the others: a receiver dealt more than
+  // its share would need more uplink than it has (and its downloads slow down as its uplink fills).
+  // So no receiver is dealt more than the average plus its window; the ones dealt least go first.
+  // (The average of the receivers that are getting their pieces: one cut off or frozen, whose
+  // dealt pieces do not arrive, must not hold the others back.)
+  std::vector<std::tuple<size_t, size_t, DealtPeer*>> order;  // dealt so far, owed, peer
+  size_t dealt_sum = 0, counted = 0;
   for (auto& p : receivers) {
     if (!p->dealt_) continue;
     size_t owed = 0;
     for (size_t i = 0; i < n; ++i) owed += dealt_to_[i] == p->id_ && !out[i];
-    order.emplace_back(owed, p.get());
+    order.emplace_back(p->dealt_total_, owed, p.get());
+    if (owed == 0 || now - p->progress_ < kStalled) {
+      dealt_sum += p->dealt_total_;
+      ++counted;
+    }
   }
-  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [owed, p] : order) {
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+  const size_t average = counted == 0 ? 0 : dealt_sum / counted;
+  for (auto& [total, owed, p] : order) {
     std::vector<uint32_t> show;
     while (owed < p->window_) {
+      if (p->dealt_total_ >= average + p->window_) break;  // ahead of the others: they go first
       size_t i = next_fresh();
-      if (i >= n && owed == 0) i = next_to_take_over(p->id_);
+      if (i >= n && owed == 0) i = next_to_take_over(p->id_);  // nothing fresh is left
       if (i >= n) break;
       dealt_to_[i] = p->id_;
       show.push_back(static_cast<uint32_t>(i));
       ++owed;
+      ++p->dealt_total_;
     }
     p->Show(show);
   }

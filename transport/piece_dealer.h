@@ -13,8 +13,11 @@
 // node ignores a HAVE_ALL, and a seed follows its HAVE_ALL with one HAVE per piece it deals.
 //   - Fresh pieces (held by no connected receiver, never sent whole, dealt to no live
 //     connection) are dealt in piece order to each receiver until it lacks `window` of the pieces
-//     dealt to it: about 1 s of what this node sends it (at least 4 pieces). Faster links get
-//     more; when a receiver announces a dealt piece, it is dealt the next at once.
+//     dealt to it: about 1 s of what this node sends it (at least 4 pieces); when a receiver
+//     announces a dealt piece, it is dealt the next at once.
+//   - No receiver is dealt more than the average plus its window: each fresh piece must go from
+//     its receiver to all the others, and one dealt more than its share (its flow from the seed
+//     happened to be faster) runs out of uplink, and its downloads slow down behind its uploads.
 //   - A receiver with nothing left to fetch from this node, when nothing fresh is left, takes over
 //     a piece dealt to another that has not asked for it yet, or asked for it more than 10 s ago
 //     without getting it (cut off, frozen). Pieces dealt to a connection that closed are fresh
