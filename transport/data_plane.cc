@@ -783,17 +783,18 @@ class DataPlaneImpl final : public DataPlane {
     s.set_int(lt::settings_pack::active_seeds, -1);
     s.set_int(lt::settings_pack::active_limit, -1);
     s.set_bool(lt::settings_pack::smooth_connects, false);
-    // Short request queues: a receiver that queues many pieces at the seed claims pieces its
-    // neighbours are about to hold, and the seed's uplink then carries them twice (measured at 16
-    // receivers: libtorrent's defaults 2.05x the floor; these with blocks of a piece from several
-    // peers ~1.5x, with whole pieces as shipped 1.8-2.1x; docs/benchmarks.md).
+    // Short request queues (about 1 s of each peer's rate, at most 64 blocks): a receiver that
+    // queues many pieces at one peer claims pieces others could send sooner. Measured before the
+    // piece dealer existed (16 receivers: libtorrent's defaults 2.05x the floor, these ~1.5x);
+    // the dealer's windows are about 1 s too (piece_dealer.h). docs/benchmarks.md.
     s.set_int(lt::settings_pack::request_queue_time, 1);
     s.set_int(lt::settings_pack::max_out_request_queue, 64);
     // Whole pieces from one peer (libtorrent's default threshold): a piece that fails its hash
     // check then has a single sender, who is banned at once. Blocks of one piece from several
     // peers (threshold 0) let a corrupt peer get honest ones banned with it.
-    // A peer neither side wants anything from right now may have pieces a moment later (slices
-    // fill up): keep the connection rather than reconnect (libtorrent waits a minute to redial).
+    // A peer neither side wants anything from right now may have pieces a moment later (a seed
+    // deals more, a receiver gets more): keep the connection rather than reconnect (libtorrent
+    // waits a minute to redial).
     s.set_bool(lt::settings_pack::close_redundant_connections, false);
     // A LAN: a peer that has not answered a request in 10 s (cut off, frozen) is not waited for
     // (libtorrent's defaults, 60 s and 120 s, held a receiver up to a minute after a link cut).
