@@ -517,6 +517,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     if (ms >= 500) shared_->log->debug("data plane: the store took {} ms to sync", ms);
     if (!st.ok()) {
       const Error why{st.error().code, "making received pieces durable: " + st.error().message};
+      shared_->log->error("data plane: {}", why.message);
       Submit([this, why] {
         std::vector<std::shared_ptr<Entry>> entries;
         {
@@ -889,7 +890,12 @@ class DataPlaneImpl final : public DataPlane {
     e->blocks_sent.assign(layout.num_pieces, 0);
     {
       std::vector<int> lengths;
-      for (uint32_t p = 0; p < layout.num_pieces; ++p) lengths.push_back(e->piece_len(p));
+      // What a peer asks for of each piece: its blocks that hold blob data (pad blocks never).
+      const uint32_t block = lt::default_block_size;
+      for (uint32_t p = 0; p < layout.num_pieces; ++p) {
+        const uint32_t asked = (e->data_len(p) + block - 1) / block * block;
+        lengths.push_back(std::min(e->piece_len(p), static_cast<int>(asked)));
+      }
       std::weak_ptr<Entry> weak = e;
       auto everything_out = [weak, log = log_] {
         if (auto entry = weak.lock()) {

@@ -1,12 +1,16 @@
 #include "transport/piece_dealer.h"
 
+#include <libtorrent/bitfield.hpp>
 #include <libtorrent/peer_connection_handle.hpp>
 #include <libtorrent/peer_info.hpp>
 #include <libtorrent/peer_request.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <map>
+#include <random>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -29,7 +33,7 @@ constexpr auto kStalled = std::chrono::seconds(3);
 class Dealer;
 
 // One connection, as the dealer sees it. Receiving side: ignores HAVE_ALL. Seeding side: knows
-// what it showed the peer and what the peer announced.
+// what it showed the peer and what the peer holds.
 class DealtPeer final : public lt::peer_plugin {
  public:
   DealtPeer(lt::peer_connection_handle pc, std::weak_ptr<Dealer> dealer, size_t pieces, uint64_t id)
@@ -43,14 +47,14 @@ class DealtPeer final : public lt::peer_plugin {
     complete_ = true;
     return true;
   }
-
-  void sent_have_all() override;
-  void sent_piece(lt::peer_request const& r) override;
+  bool on_bitfield(lt::bitfield const& bits) override;
   bool on_have(lt::piece_index_t) override;
   bool on_request(lt::peer_request const& r) override;
+  void sent_have_all() override;
+  void sent_piece(lt::peer_request const& r) override;
+  void on_disconnect(lt::error_code const&) override;
 
-  bool alive() const { return pc_.native_handle() != nullptr && !pc_.is_disconnecting(); }
-  bool has(size_t i) const { return has_[i] || pc_.has_piece(lt::piece_index_t{static_cast<int>(i)}); }
+  bool alive() const { return !gone_ && pc_.native_handle() != nullptr && !pc_.is_disconnecting(); }
 
   // Announces `pieces` (those not shown yet) with one HAVE each, in one write.
   void Show(const std::vector<uint32_t>& pieces) {
@@ -69,8 +73,11 @@ class DealtPeer final : public lt::peer_plugin {
   std::weak_ptr<Dealer> dealer_;
   bool dealt_ = false;               // this node sent it HAVE_ALL: it sees only what is shown
   bool complete_ = false;            // it sent HAVE_ALL: it holds everything
+  bool gone_ = false;                // the dealer has let go of it
+  bool counted_ = false;             // dealt_total_ started from the others' average
   std::vector<bool> shown_;
-  std::vector<bool> has_;            // HAVEs it sent (libtorrent records them after on_have)
+  std::vector<bool> has_;            // from its bitfield and HAVEs
+  std::deque<uint32_t> dealt_list_;  // pieces dealt to it that were not out yet when dealt
   std::map<int, int> bytes_sent_;    // per piece being sent to it
   const uint64_t id_;
   size_t window_ = kMinWindow;
@@ -83,150 +90,214 @@ class Dealer final : public lt::torrent_plugin, public std::enable_shared_from_t
   Dealer(std::vector<int> piece_lengths, std::function<void()> on_everything_out)
       : on_everything_out_(std::move(on_everything_out)),
         piece_lengths_(std::move(piece_lengths)),
-        sent_whole_(piece_lengths_.size(), false),
-        dealt_to_(piece_lengths_.size(), 0),
-        requested_(piece_lengths_.size()) {}
+        n_(piece_lengths_.size()),
+        sent_whole_(n_, false),
+        holders_(n_, 0),
+        not_out_(n_),
+        dealt_to_(n_, 0),
+        requested_(n_) {
+    // Two seeds deal from different places, so that they seldom both send the same piece.
+    std::random_device random;
+    if (n_ > 0) offset_ = std::uniform_int_distribution<size_t>(0, n_ - 1)(random);
+  }
 
   std::shared_ptr<lt::peer_plugin> new_connection(lt::peer_connection_handle const& pc) override {
     if (pc.type() != lt::connection_type::bittorrent) return nullptr;
-    auto p = std::make_shared<DealtPeer>(pc, weak_from_this(), piece_lengths_.size(), ++next_id_);
+    auto p = std::make_shared<DealtPeer>(pc, weak_from_this(), n_, ++next_id_);
     peers_.push_back(p);
+    live_.insert(p->id_);
     return p;
   }
 
-  // Once a second: windows follow the rate this node sends to each peer.
+  // Once a second: connections that closed are let go; windows follow the rate this node sends
+  // to each peer.
   void tick() override {
     const int piece = piece_lengths_.empty() ? 1 : std::max(1, piece_lengths_[0]);
-    for (auto& w : peers_) {
-      auto p = w.lock();
-      if (!p || !p->alive()) continue;
-      lt::peer_info info;
-      p->pc_.get_peer_info(info);
-      p->window_ = std::max(kMinWindow, static_cast<size_t>(kWindowSeconds * info.up_speed / piece));
+    for (auto it = peers_.begin(); it != peers_.end();) {
+      auto p = it->lock();
+      if (!p) {
+        it = peers_.erase(it);
+        continue;
+      }
+      if (!p->alive()) {
+        Gone(*p);
+      } else if (p->dealt_) {
+        lt::peer_info info;
+        p->pc_.get_peer_info(info);
+        p->window_ = std::max(kMinWindow, static_cast<size_t>(kWindowSeconds * info.up_speed / piece));
+      }
+      ++it;
     }
     Deal();
+  }
+
+  void StartDealing(DealtPeer& peer) {
+    peer.dealt_ = true;
+    dealing_ = true;
+    Deal();
+  }
+
+  // `peer` holds piece `i` (its bitfield or a HAVE).
+  void Holds(DealtPeer& peer, size_t i) {
+    if (i >= n_ || peer.has_[i]) return;
+    peer.has_[i] = true;
+    const bool was_out = out(i);
+    ++holders_[i];
+    if (!was_out) --not_out_;
+    if (dealt_to_[i] == peer.id_) {
+      peer.progress_ = Clock::now();
+      if (dealing_ && !everything_out_) Deal();  // its window has room again
+    }
   }
 
   void Requested(DealtPeer& peer, lt::peer_request const& r) {
     const auto i = static_cast<size_t>(static_cast<int>(r.piece));
-    if (i < requested_.size() && dealt_to_[i] == peer.id_ && requested_[i].first != peer.id_) {
-      requested_[i] = {peer.id_, Clock::now()};
-    }
-  }
-
-  // `peer` announced piece `i`: when it was dealt to it, its window has room again.
-  void Held(DealtPeer& peer, size_t i) {
-    if (everything_out_ || i >= dealt_to_.size() || dealt_to_[i] != peer.id_) return;
-    peer.progress_ = Clock::now();
-    Deal();
+    if (i < n_ && dealt_to_[i] == peer.id_ && requested_[i].first != peer.id_) requested_[i] = {peer.id_, Clock::now()};
   }
 
   void SentPiece(DealtPeer& peer, lt::peer_request const& r) {
     const int piece = static_cast<int>(r.piece);
-    if (piece < 0 || static_cast<size_t>(piece) >= piece_lengths_.size()) return;
+    if (piece < 0 || static_cast<size_t>(piece) >= n_) return;
+    const auto i = static_cast<size_t>(piece);
     int& sent = peer.bytes_sent_[piece];
     sent += r.length;
-    if (sent >= piece_lengths_[static_cast<size_t>(piece)]) {
-      sent_whole_[static_cast<size_t>(piece)] = true;
-      peer.bytes_sent_.erase(piece);
+    if (sent < piece_lengths_[i]) return;
+    peer.bytes_sent_.erase(piece);
+    if (sent_whole_[i]) return;
+    const bool was_out = out(i);
+    sent_whole_[i] = true;
+    if (!was_out) --not_out_;
+  }
+
+  // The connection closed: what it held no longer counts, what was dealt to it is fresh again.
+  void Gone(DealtPeer& peer) {
+    if (peer.gone_) return;
+    peer.gone_ = true;
+    live_.erase(peer.id_);
+    for (size_t i = 0; i < n_; ++i) {
+      if (!peer.has_[i]) continue;
+      --holders_[i];
+      if (!out(i)) {
+        ++not_out_;
+        if (!is_live(dealt_to_[i])) requeue_.push_back(static_cast<uint32_t>(i));
+      }
     }
+    for (uint32_t i : peer.dealt_list_) {
+      if (dealt_to_[i] == peer.id_ && !out(i)) requeue_.push_back(i);
+    }
+    peer.dealt_list_.clear();
   }
 
   void Deal();
 
  private:
+  bool out(size_t i) const { return sent_whole_[i] || holders_[i] > 0; }
+  bool is_live(uint64_t id) const { return id != 0 && live_.count(id) > 0; }
+
+  // Pieces dealt to `p` that it does not hold yet (and that were not taken over).
+  size_t Owed(DealtPeer& p) {
+    std::erase_if(p.dealt_list_, [&](uint32_t i) { return out(i) || dealt_to_[i] != p.id_; });
+    return p.dealt_list_.size();
+  }
+
+  // The next piece no one holds, never sent whole and dealt to no live connection; n_ if none.
+  size_t NextFresh() {
+    while (!requeue_.empty()) {
+      const size_t i = requeue_.back();
+      requeue_.pop_back();
+      if (!out(i) && !is_live(dealt_to_[i])) return i;
+    }
+    while (scanned_ < n_) {
+      const size_t i = (offset_ + scanned_++) % n_;
+      if (!out(i) && !is_live(dealt_to_[i])) return i;
+    }
+    return n_;
+  }
+
   std::function<void()> on_everything_out_;
-  std::vector<int> piece_lengths_;
-  std::vector<bool> sent_whole_;       // the piece has left this node whole at least once
-  std::vector<uint64_t> dealt_to_;     // per piece: the connection (id) it was dealt to, 0: none
+  std::vector<int> piece_lengths_;       // bytes a peer asks for of each piece (pad blocks are not)
+  const size_t n_;
+  std::vector<bool> sent_whole_;         // the piece has left this node whole at least once
+  std::vector<uint32_t> holders_;        // connected peers that announced it (not by HAVE_ALL)
+  size_t not_out_;                       // pieces neither sent whole nor held
+  std::vector<uint64_t> dealt_to_;       // per piece: the connection (id) it was dealt to, 0: none
   std::vector<std::pair<uint64_t, Clock::time_point>> requested_;  // per piece: its dealee asked, when
-  bool everything_out_ = false;        // latched: every piece sent whole or held by a receiver
+  std::vector<uint32_t> requeue_;        // pieces that became fresh again
+  size_t offset_ = 0, scanned_ = 0;      // fresh pieces are dealt from piece offset_ on, wrapping
+  bool dealing_ = false;                 // this node sent HAVE_ALL to some peer
+  bool everything_out_ = false;          // latched: every piece sent whole or held
   std::vector<std::weak_ptr<DealtPeer>> peers_;
+  std::set<uint64_t> live_;
   uint64_t next_id_ = 0;
 };
 
 void Dealer::Deal() {
-  std::vector<std::shared_ptr<DealtPeer>> live;
-  for (auto it = peers_.begin(); it != peers_.end();) {
-    auto p = it->lock();
-    if (!p || !p->alive()) {
-      it = peers_.erase(it);
-      continue;
-    }
-    live.push_back(std::move(p));
-    ++it;
+  if (!dealing_) return;
+  std::vector<std::shared_ptr<DealtPeer>> dealt;
+  for (auto& w : peers_) {
+    auto p = w.lock();
+    if (p && p->alive() && p->dealt_) dealt.push_back(std::move(p));
   }
-  const size_t n = piece_lengths_.size();
-  if (everything_out_) {
-    std::vector<uint32_t> all(n);
-    for (size_t i = 0; i < n; ++i) all[i] = static_cast<uint32_t>(i);
-    for (auto& p : live) {
-      if (p->dealt_) p->Show(all);
-    }
-    return;
-  }
-  std::vector<std::shared_ptr<DealtPeer>> receivers;
-  for (auto& p : live) {
-    if (!p->complete_ && !p->pc_.is_seed()) receivers.push_back(p);
-  }
-  std::vector<bool> out(sent_whole_);
-  for (size_t i = 0; i < n; ++i) {
-    if (!out[i]) out[i] = std::any_of(receivers.begin(), receivers.end(), [&](const auto& p) { return p->has(i); });
-  }
-  if (std::all_of(out.begin(), out.end(), [](bool b) { return b; })) {
+  if (!everything_out_ && not_out_ == 0) {
     everything_out_ = true;
     if (on_everything_out_) on_everything_out_();
-    Deal();
+  }
+  if (everything_out_) {
+    std::vector<uint32_t> all(n_);
+    for (size_t i = 0; i < n_; ++i) all[i] = static_cast<uint32_t>(i);
+    for (auto& p : dealt) p->Show(all);
     return;
   }
-  std::vector<uint64_t> alive;
-  for (auto& p : receivers) alive.push_back(p->id_);
-  std::sort(alive.begin(), alive.end());
-  auto is_alive = [&](uint64_t id) { return id != 0 && std::binary_search(alive.begin(), alive.end(), id); };
-  size_t fresh = 0;
-  auto next_fresh = [&]() -> size_t {
-    for (; fresh < n; ++fresh) {
-      if (!out[fresh] && !is_alive(dealt_to_[fresh])) return fresh++;
-    }
-    return n;
-  };
   const auto now = Clock::now();
-  size_t stale = 0;
-  auto next_to_take_over = [&](uint64_t taker) -> size_t {
-    for (; stale < n; ++stale) {
-      if (out[stale] || dealt_to_[stale] == taker) continue;
-      const auto& [who, when] = requested_[stale];
-      if (who != dealt_to_[stale] || now - when >= kStale) return stale++;
-    }
-    return n;
-  };
   // Every fresh piece must then go from its receiver to all the others: a receiver dealt more than
   // its share would need more uplink than it has (and its downloads slow down as its uplink fills).
   // So no receiver is dealt more than the average plus its window; the ones dealt least go first.
   // (The average of the receivers that are getting their pieces: one cut off or frozen, whose
-  // dealt pieces do not arrive, must not hold the others back.)
+  // dealt pieces do not arrive, must not hold the others back. A receiver that connects later
+  // starts from that average, so that it is not dealt everything while it catches up.)
   std::vector<std::tuple<size_t, size_t, DealtPeer*>> order;  // dealt so far, owed, peer
   size_t dealt_sum = 0, counted = 0;
-  for (auto& p : receivers) {
-    if (!p->dealt_) continue;
-    size_t owed = 0;
-    for (size_t i = 0; i < n; ++i) owed += dealt_to_[i] == p->id_ && !out[i];
-    order.emplace_back(p->dealt_total_, owed, p.get());
-    if (owed == 0 || now - p->progress_ < kStalled) {
+  std::vector<DealtPeer*> newcomers;
+  for (auto& p : dealt) {
+    if (p->complete_ || p->pc_.is_seed()) continue;
+    const size_t owed = Owed(*p);
+    if (!p->counted_) {
+      newcomers.push_back(p.get());
+    } else if (owed == 0 || now - p->progress_ < kStalled) {
       dealt_sum += p->dealt_total_;
       ++counted;
     }
+    order.emplace_back(0, owed, p.get());
   }
-  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
   const size_t average = counted == 0 ? 0 : dealt_sum / counted;
+  for (auto* p : newcomers) {
+    p->dealt_total_ = average;
+    p->counted_ = true;
+  }
+  for (auto& [total, owed, p] : order) total = p->dealt_total_;
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+  size_t stale = 0;
+  auto next_to_take_over = [&](uint64_t taker) -> size_t {
+    for (; stale < n_; ++stale) {
+      if (out(stale) || dealt_to_[stale] == taker || !is_live(dealt_to_[stale])) continue;
+      const auto& [who, when] = requested_[stale];
+      if (who != dealt_to_[stale] || now - when >= kStale) return stale++;
+    }
+    return n_;
+  };
   for (auto& [total, owed, p] : order) {
     std::vector<uint32_t> show;
     while (owed < p->window_) {
       if (p->dealt_total_ >= average + p->window_) break;  // ahead of the others: they go first
-      size_t i = next_fresh();
-      if (i >= n && owed == 0) i = next_to_take_over(p->id_);  // nothing fresh is left
-      if (i >= n) break;
+      size_t i = NextFresh();
+      if (i >= n_ && owed == 0) {
+        // Nothing fresh is left: take over a piece its dealee has not asked for, or long ago.
+        i = next_to_take_over(p->id_);
+        if (i < n_) requested_[i] = {p->id_, now};  // counts as asked now: not taken again at once
+      }
+      if (i >= n_) break;
       dealt_to_[i] = p->id_;
+      p->dealt_list_.push_back(static_cast<uint32_t>(i));
       show.push_back(static_cast<uint32_t>(i));
       ++owed;
       ++p->dealt_total_;
@@ -235,13 +306,18 @@ void Dealer::Deal() {
   }
 }
 
-void DealtPeer::sent_have_all() {
-  dealt_ = true;
-  if (auto d = dealer_.lock()) d->Deal();
+bool DealtPeer::on_bitfield(lt::bitfield const& bits) {
+  if (auto d = dealer_.lock()) {
+    for (int i = 0; i < bits.size(); ++i) {
+      if (bits.get_bit(i)) d->Holds(*this, static_cast<size_t>(i));
+    }
+  }
+  return false;
 }
 
-void DealtPeer::sent_piece(lt::peer_request const& r) {
-  if (auto d = dealer_.lock()) d->SentPiece(*this, r);
+bool DealtPeer::on_have(lt::piece_index_t piece) {
+  if (auto d = dealer_.lock()) d->Holds(*this, static_cast<size_t>(static_cast<int>(piece)));
+  return false;
 }
 
 bool DealtPeer::on_request(lt::peer_request const& r) {
@@ -249,11 +325,16 @@ bool DealtPeer::on_request(lt::peer_request const& r) {
   return false;
 }
 
-bool DealtPeer::on_have(lt::piece_index_t piece) {
-  const auto i = static_cast<size_t>(static_cast<int>(piece));
-  if (i < has_.size()) has_[i] = true;
-  if (auto d = dealer_.lock()) d->Held(*this, i);
-  return false;
+void DealtPeer::sent_have_all() {
+  if (auto d = dealer_.lock()) d->StartDealing(*this);
+}
+
+void DealtPeer::sent_piece(lt::peer_request const& r) {
+  if (auto d = dealer_.lock()) d->SentPiece(*this, r);
+}
+
+void DealtPeer::on_disconnect(lt::error_code const&) {
+  if (auto d = dealer_.lock()) d->Gone(*this);
 }
 
 }  // namespace

@@ -12,21 +12,26 @@
 // On the wire this is plain BitTorrent: libtorrent announces a seed with HAVE_ALL; every gapsync
 // node ignores a HAVE_ALL, and a seed follows its HAVE_ALL with one HAVE per piece it deals.
 //   - Fresh pieces (held by no connected receiver, never sent whole, dealt to no live
-//     connection) are dealt in piece order to each receiver until it lacks `window` of the pieces
+//     connection) are dealt in piece order (from a random piece on, so that two seeds seldom send
+//     the same pieces) to each receiver until it lacks `window` of the pieces
 //     dealt to it: about 1 s of what this node sends it (at least 4 pieces); when a receiver
 //     announces a dealt piece, it is dealt the next at once.
 //   - No receiver is dealt more than the average plus its window: each fresh piece must go from
 //     its receiver to all the others, and one dealt more than its share (its flow from the seed
 //     happened to be faster) runs out of uplink, and its downloads slow down behind its uploads.
+//     The average is over the receivers getting their dealt pieces (one cut off must not hold the
+//     others back); a receiver that connects later starts from it.
 //   - A receiver with nothing left to fetch from this node, when nothing fresh is left, takes over
 //     a piece dealt to another that has not asked for it yet, or asked for it more than 10 s ago
-//     without getting it (cut off, frozen). Pieces dealt to a connection that closed are fresh
-//     again.
+//     without getting it (cut off, frozen). Pieces dealt to a connection that closed, and pieces
+//     only it held, are fresh again.
 //   - Once every piece has left whole at least once or is held by a receiver, everything is shown
 //     to everyone: this node's uplink is free then, and the last receivers' last pieces may come
 //     from it.
 // A node that completes while connected has already sent its bitfield and HAVEs; only new
 // connections to a complete node go through this. Two seeds deal independently.
+// Cost: O(1) per HAVE and per block sent, O(receivers x window) per deal, O(pieces) per closed
+// connection and once a second per connection after everything is out.
 #pragma once
 
 #include <functional>
