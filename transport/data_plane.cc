@@ -136,7 +136,7 @@ struct Entry : std::enable_shared_from_this<Entry> {
   std::atomic<uint64_t> rejected_pieces{0};
   mutable std::mutex mu;
   std::string error;  // guarded by mu
-  lt::torrent_handle handle;  // set once after add (network thread calls are thread-safe)
+  lt::torrent_handle handle;  // set once after add, under mu (the disk thread may already run)
   std::vector<uint32_t> blocks_sent;  // disk thread: blocks uploaded per piece (for the stop summary)
 
   int piece_len(uint32_t piece) const {
@@ -640,7 +640,12 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       a.bytes.assign(e.layout.chunk_len(b, chunk), 0);
       a.parts.assign(k, false);
       a.missing = static_cast<uint32_t>((a.bytes.size() + e.layout.piece_size - 1) / e.layout.piece_size);
-      if (a.missing > 1 && e.handle.is_valid()) {
+      lt::torrent_handle handle;
+      {
+        std::lock_guard lock(e.mu);  // Add sets it after libtorrent may already call us
+        handle = e.handle;
+      }
+      if (a.missing > 1 && handle.is_valid()) {
         // Finish what was started: the chunk's other pieces first, so that chunks are stored
         // (and their memory freed) as they arrive rather than all at the end (rarest-first alone
         // left most chunks half-full until the last seconds: peak RSS 154-159 MiB, and a node
@@ -650,7 +655,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
         for (uint32_t q = first; q < first + a.missing; ++q) {
           if (q != piece) prio.emplace_back(lt::piece_index_t{static_cast<int>(q)}, lt::top_priority);
         }
-        e.handle.prioritize_pieces(prio);
+        handle.prioritize_pieces(prio);
       }
     }
     if (a.parts[part]) return;  // hashed twice
@@ -868,6 +873,11 @@ class DataPlaneImpl final : public DataPlane {
       if (entries_.count(key)) return MakeError(Errc::kConflict, "release " + key + " is already being served");
     }
     if (layout.num_pieces == 0) return MakeError(Errc::kInvalidArgument, "release " + key + " has no bytes to transfer");
+    if (layout.chunk_size != store_.chunk_size() || layout.piece_size == 0 || layout.chunk_size % layout.piece_size != 0) {
+      return MakeError(Errc::kInvalidArgument, "release " + key + ": torrent layout of " + std::to_string(layout.chunk_size) +
+                                                   "-byte chunks in " + std::to_string(layout.piece_size) +
+                                                   "-byte pieces does not fit the store's " + std::to_string(store_.chunk_size()) + "-byte chunks");
+    }
     std::string file = "d4:info" + info + "e";
     lt::error_code ec;
     auto ti = std::make_shared<lt::torrent_info>(lt::span<char const>(file.data(), static_cast<std::ptrdiff_t>(file.size())), ec, lt::from_span);
@@ -937,7 +947,10 @@ class DataPlaneImpl final : public DataPlane {
     } catch (const std::exception& ex) {
       return MakeError(Errc::kInternal, "release " + key + ": " + ex.what());
     }
-    e->handle = h;
+    {
+      std::lock_guard lock(e->mu);
+      e->handle = h;
+    }
     if (o_.tls) h.set_ssl_certificate(o_.tls_files.cert, o_.tls_files.key, "");
     std::vector<std::string> peers;
     {
