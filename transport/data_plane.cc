@@ -145,6 +145,10 @@ struct Entry : std::enable_shared_from_this<Entry> {
     const size_t b = layout.blob_of_piece(piece);
     return static_cast<int>(layout.blobs[b].size - uint64_t{piece - layout.first_piece[b]} * layout.piece_size);
   }
+  // Blocks a peer asks for of a piece: those holding blob data (libtorrent never asks for pad blocks).
+  int asked_blocks(uint32_t piece) const {
+    return static_cast<int>((data_len(piece) + lt::default_block_size - 1) / lt::default_block_size);
+  }
   // Bytes of blob data (not padding) in a piece.
   uint32_t data_len(uint32_t piece) const {
     const size_t b = layout.blob_of_piece(piece);
@@ -420,7 +424,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     std::map<uint32_t, uint32_t> times;
     uint64_t blocks_total = 0;
     for (uint32_t p = 0; p < e.blocks_sent.size(); ++p) {
-      const auto blocks = static_cast<uint32_t>((e.piece_len(p) + lt::default_block_size - 1) / lt::default_block_size);
+      const auto blocks = static_cast<uint32_t>(e.asked_blocks(p));
       times[(e.blocks_sent[p] + blocks / 2) / blocks]++;
       blocks_total += e.blocks_sent[p];
     }
@@ -430,7 +434,9 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     shared_->log->info("data plane: release {}: uploaded {}", e.name, h);
     if (shared_->log->should_log(spdlog::level::debug)) {
       std::string per;
-      for (uint32_t p = 0; p < e.blocks_sent.size(); ++p) per += " " + std::to_string(p) + ":" + std::to_string(e.blocks_sent[p] / std::max<uint32_t>(1, e.layout.piece_size / lt::default_block_size));
+      for (uint32_t p = 0; p < e.blocks_sent.size(); ++p) {
+        per += " " + std::to_string(p) + ":" + std::to_string(e.blocks_sent[p] / static_cast<uint32_t>(e.asked_blocks(p)));
+      }
       shared_->log->debug("data plane: release {}: pieces uploaded (piece:times){}", e.name, per);
     }
   }
@@ -899,12 +905,9 @@ class DataPlaneImpl final : public DataPlane {
     atp.have_pieces.resize(static_cast<int>(layout.num_pieces), false);
     e->blocks_sent.assign(layout.num_pieces, 0);
     {
-      std::vector<int> lengths;
-      // What a peer asks for of each piece: its blocks that hold blob data (pad blocks never).
-      const uint32_t block = lt::default_block_size;
+      std::vector<int> lengths;  // what a peer asks for of each piece
       for (uint32_t p = 0; p < layout.num_pieces; ++p) {
-        const uint32_t asked = (e->data_len(p) + block - 1) / block * block;
-        lengths.push_back(std::min(e->piece_len(p), static_cast<int>(asked)));
+        lengths.push_back(std::min(e->piece_len(p), e->asked_blocks(p) * lt::default_block_size));
       }
       std::weak_ptr<Entry> weak = e;
       auto everything_out = [weak, log = log_] {
