@@ -49,7 +49,8 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
   if (!root.IsMap()) return MakeError(Errc::kInvalidArgument, path + ": must be a mapping of settings");
   const fs::path base = fs::absolute(path).parent_path();
   const std::set<std::string> allowed = {"node", "data_dir", "api_socket", "trust", "log_level",
-                                         "listen", "bittorrent_listen", "peers", "tls", "data_plane_tls"};
+                                         "listen", "bittorrent_listen", "peers", "tls", "data_plane_tls",
+                                         "data_plane_receive_buffer"};
   AgentConfig c;
   c.file = path;
   try {
@@ -57,7 +58,7 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
       auto key = kv.first.as<std::string>();
       if (!allowed.count(key)) {
         return ctx.Err(kv.first, "unknown key \"" + key + "\" (allowed: api_socket, bittorrent_listen, data_dir, "
-                                 "data_plane_tls, listen, log_level, node, peers, tls, trust)");
+                                 "data_plane_receive_buffer, data_plane_tls, listen, log_level, node, peers, tls, trust)");
       }
     }
     for (const char* required : {"node", "data_dir", "trust"}) {
@@ -116,6 +117,16 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
       GS_ASSIGN_OR_RETURN(auto v, Scalar(ctx, t, "data_plane_tls"));
       if (v != "true" && v != "false") return ctx.Err(t, "data_plane_tls must be true or false");
       c.data_plane_tls = v == "true";
+    }
+    if (auto t = root["data_plane_receive_buffer"]) {
+      GS_ASSIGN_OR_RETURN(auto v, Scalar(ctx, t, "data_plane_receive_buffer"));
+      constexpr int kMin = 4096, kMax = 64 << 20;
+      int n = -1;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || end != v.data() + v.size() || (n != 0 && (n < kMin || n > kMax))) {
+        return ctx.Err(t, "data_plane_receive_buffer \"" + v + "\": bytes, 0 (the kernel's autotuning) or 4096 to 67108864");
+      }
+      c.data_plane_receive_buffer = n;
     }
     if (c.bittorrent_listen.port != 0 && c.listen.port == 0) {
       return ctx.Err(root["bittorrent_listen"], "\"bittorrent_listen\" needs \"listen\": peers and releases come from the control plane");

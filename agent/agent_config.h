@@ -27,6 +27,8 @@ struct AgentConfig {
   Endpoint listen;
   Endpoint bittorrent_listen;
   bool data_plane_tls = true;
+  // SO_RCVBUF of every data-plane connection, bytes; 0 = the kernel's autotuning.
+  int data_plane_receive_buffer = 32 * 1024;
   std::vector<Endpoint> peers;
   std::string tls_ca, tls_cert, tls_key;
 

@@ -361,6 +361,7 @@ class Agent {
     o.listen_host = config_.bittorrent_listen.host;
     o.listen_port = config_.bittorrent_listen.port;
     o.tls = config_.data_plane_tls;
+    o.receive_buffer = config_.data_plane_receive_buffer;
     o.tls_files = {config_.tls_ca, config_.tls_cert, config_.tls_key};
     const char* corrupt = std::getenv("GAPSYNC_TEST_CORRUPT_UPLOADS");
     o.corrupt_uploads_for_test = corrupt != nullptr && std::string(corrupt) == "1";

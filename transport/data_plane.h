@@ -94,6 +94,10 @@ struct DataPlaneOptions {
   TlsFiles tls_files;
   bool corrupt_uploads_for_test = false;  // flips a byte in every block this node uploads
   int sync_interval_ms = 1000;            // received pieces become durable at least this often
+  // SO_RCVBUF of every peer connection, bytes (0: the kernel's autotuning). It bounds what each
+  // peer may have in flight to this node, so that 16 peers sending at once cannot overrun the
+  // queue of this node's link (docs/benchmarks.md, "Receive windows").
+  int receive_buffer = 32 * 1024;
 };
 
 struct TransferState {

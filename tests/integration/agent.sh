@@ -20,6 +20,10 @@ printf 'node: n1\ndata_dir: d\ntrust: [/nonexistent.pub]\n' > "$WORK/bad2.yaml"
 expect_error 'bad2.yaml:3: trust file "/nonexistent.pub" does not exist' "$GAPSYNC" agent run --config "$WORK/bad2.yaml"
 printf 'node: n1\ndata_dir: d\ntrust: [%s]\nlisten: 10.0.0.1\n' "$K/vendor.pub" > "$WORK/bad3.yaml"
 expect_error 'bad3.yaml:4: address "10.0.0.1": expected IPv4:PORT' "$GAPSYNC" agent run --config "$WORK/bad3.yaml"
+printf 'node: n1\ndata_dir: d\ntrust: [%s]\ndata_plane_receive_buffer: 32k\n' "$K/vendor.pub" > "$WORK/bad4.yaml"
+expect_error 'bad4.yaml:4: data_plane_receive_buffer "32k": bytes, 0' "$GAPSYNC" agent run --config "$WORK/bad4.yaml"
+printf 'node: n1\ndata_dir: d\ntrust: [%s]\ndata_plane_receive_buffer: 100\n' "$K/vendor.pub" > "$WORK/bad5.yaml"
+expect_error 'bad5.yaml:4: data_plane_receive_buffer "100": .* 4096 to 67108864' "$GAPSYNC" agent run --config "$WORK/bad5.yaml"
 expect_error 'no gapsync agent at .*agent.sock' G cluster status --agent "$SOCK"
 
 start_agent() {

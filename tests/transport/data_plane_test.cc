@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -245,6 +246,61 @@ TEST_F(DataPlaneTest, ReleaseMovesBetweenTwoStoresOverPlainTcp) {
   seed.value()->Stop();
   leech.value()->Stop();
   ExpectHoldsEveryBlob(*b);
+}
+
+// The receive buffer (SO_RCVBUF) of the data plane's TCP connections, as `ss` reports it: the
+// kernel doubles what was set ("rb" in skmem). One value per connection to or from `port`.
+std::vector<long> ReceiveBuffersOf(uint16_t port) {
+  const std::string cmd = "ss -tmnH state established '( sport = :" + std::to_string(port) + " or dport = :" +
+                          std::to_string(port) + " )' 2>/dev/null";
+  std::vector<long> out;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (f == nullptr) return out;
+  char line[4096];
+  while (fgets(line, sizeof line, f) != nullptr) {
+    const char* rb = std::strstr(line, ",rb");
+    if (rb != nullptr) out.push_back(std::strtol(rb + 3, nullptr, 10));
+  }
+  pclose(f);
+  return out;
+}
+
+TEST_F(DataPlaneTest, PeerConnectionsUseTheConfiguredReceiveBuffer) {
+  for (int configured : {16 * 1024, 0}) {
+    SCOPED_TRACE("receive_buffer " + std::to_string(configured));
+    const std::string tag = std::to_string(configured);
+    auto a = OpenStore("a" + tag);
+    auto b = OpenStore("b" + tag);
+    Fill(*a);
+    auto info = BuildTorrentInfo(*a, layout_, "", kRelease);
+    ASSERT_TRUE(info.ok());
+    Done done_a, done_b;
+    DataPlaneOptions o;
+    o.listen_host = "127.0.0.1";
+    o.tls = false;
+    o.receive_buffer = configured;
+    auto seed = DataPlane::Start(*a, o, Callbacks(done_a), Log());
+    ASSERT_TRUE(seed.ok()) << seed.error().message;
+    auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
+    ASSERT_TRUE(leech.ok()) << leech.error().message;
+    ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+    ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+    leech.value()->SetPeers({"127.0.0.1:" + std::to_string(seed.value()->port())});
+    ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
+    // Both ends of the connection (the seed accepted it, the leech dialled it) stay open.
+    const auto buffers = ReceiveBuffersOf(seed.value()->port());
+    ASSERT_EQ(buffers.size(), 2u) << "connections to or from the seed's port";
+    for (long rb : buffers) {
+      if (configured > 0) {
+        EXPECT_EQ(rb, 2L * configured);
+      } else {
+        EXPECT_GT(rb, 2L * 16 * 1024) << "0 leaves the kernel's autotuned buffer";
+      }
+    }
+    seed.value()->Stop();
+    leech.value()->Stop();
+    ExpectHoldsEveryBlob(*b);
+  }
 }
 
 TEST_F(DataPlaneTest, ReleaseMovesOverMutualTlsAndAForeignCertificateGetsNothing) {
