@@ -176,6 +176,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   StoreDiskIo(lt::io_context& ioc, std::shared_ptr<Shared> shared) : ioc_(ioc), shared_(std::move(shared)) {
     thread_ = std::thread([this] { Loop(); });
     sync_thread_ = std::thread([this] { SyncLoop(); });
+    verify_thread_ = std::thread([this] { VerifyLoop(); });
     std::lock_guard lock(shared_->mu);
     shared_->disk = this;
   }
@@ -191,9 +192,7 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   // completed on the disk thread, as if their last piece had just arrived.
   void CompleteLater(std::shared_ptr<Entry> e, std::vector<size_t> blobs) {
     Submit([this, e, blobs = std::move(blobs)] {
-      for (size_t b : blobs) {
-        if (!CompleteBlob(*e, b)) return;
-      }
+      for (size_t b : blobs) CompleteBlob(*e, b);
     });
   }
 
@@ -384,6 +383,15 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
 
   void abort(bool) override {
     {
+      // Blobs waiting for their check are checked at the next start (Add finds them held).
+      std::lock_guard lock(verify_mu_);
+      if (verify_stop_) return;
+      verify_stop_ = true;
+      verify_jobs_.clear();
+    }
+    verify_cv_.notify_all();
+    if (verify_thread_.joinable()) verify_thread_.join();  // after the check under way
+    {
       std::lock_guard lock(mu_);
       if (stop_) return;
       stop_ = true;
@@ -453,6 +461,22 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
       jobs_.push_back(std::move(job));
     }
     cv_.notify_one();
+  }
+
+  // Blob checks (CompletePieces: a read and SHA-256 of the whole blob, seconds for a large one)
+  // run here, so that the disk thread goes on serving and storing pieces meanwhile.
+  void VerifyLoop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(verify_mu_);
+        verify_cv_.wait(lock, [this] { return verify_stop_ || !verify_jobs_.empty(); });
+        if (verify_stop_) return;
+        job = std::move(verify_jobs_.front());
+        verify_jobs_.pop_front();
+      }
+      job();
+    }
   }
 
   void Loop() {
@@ -679,21 +703,37 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
     MarkStored();
     e.bytes_have += len;
     if (e.blob_done[b] || --e.missing_per_blob[b] > 0) return;
-    if (!CompleteBlob(e, b)) se = StorageError(Error{Errc::kCorrupt, e.error});
+    CompleteBlob(e, b);
   }
 
-  // Disk thread: every piece of blob `b` is held: checks its SHA-256 and makes it visible. False
-  // (and the transfer failed) when the pieces do not hash to the blob's digest or the store fails.
-  bool CompleteBlob(Entry& e, size_t b) {
-    const auto& blob = e.layout.blobs[b];
-    auto st = shared_->store->CompletePieces(blob.digest);
-    if (!st.ok()) {
-      Fail(e, st.error());
-      return false;
+  // Disk thread: every piece of blob `b` is held: its SHA-256 is checked on the verify thread,
+  // which makes it visible; back on the disk thread it counts as done (and is reported once
+  // durable), or the transfer fails when the pieces do not hash to the blob's digest or the store
+  // fails (libtorrent stops the torrent at the next piece it hands us, and it is paused now).
+  void CompleteBlob(Entry& e, size_t b) {
+    {
+      std::lock_guard lock(verify_mu_);
+      if (verify_stop_) return;
+      verify_jobs_.push_back([this, e = e.shared_from_this(), b] {
+        auto st = shared_->store->CompletePieces(e->layout.blobs[b].digest);
+        Submit([this, e, b, st = std::move(st)] {
+          if (e->failed) return;
+          if (!st.ok()) {
+            Fail(*e, st.error());
+            lt::torrent_handle handle;
+            {
+              std::lock_guard hold(e->mu);
+              handle = e->handle;
+            }
+            if (handle.is_valid()) handle.pause();
+            return;
+          }
+          e->blob_done[b] = true;
+          MarkStored(e, b);  // reported once durable
+        });
+      });
     }
-    e.blob_done[b] = true;
-    MarkStored(e.shared_from_this(), b);  // reported once durable
-    return true;
+    verify_cv_.notify_one();
   }
 
   void Fail(Entry& e, const Error& why) {
@@ -746,6 +786,11 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   bool sync_soon_ = false;                           // sync_mu_: sync without waiting for the interval
   uint64_t syncs_started_ = 0, syncs_done_ = 0;      // sync_mu_
   std::vector<std::pair<std::shared_ptr<Entry>, size_t>> blobs_to_report_;  // sync_mu_: complete, not yet durable
+  std::thread verify_thread_;
+  std::mutex verify_mu_;
+  std::condition_variable verify_cv_;
+  std::deque<std::function<void()>> verify_jobs_;    // verify_mu_
+  bool verify_stop_ = false;                         // verify_mu_
   std::thread thread_;
 };
 

@@ -17,8 +17,9 @@
 // otherwise it gets no bytes; the listen socket speaks only TLS.
 //
 // Threads: libtorrent's network thread (with the piece dealer, piece_dealer.h); one disk thread of
-// ours (store reads, piece hashing, chunk storing, blob completion); one sync thread (the store's
-// Sync, at least every second while pieces arrive); one alert thread (logs, bans, errors).
+// ours (store reads, piece hashing, chunk storing); one verify thread (a held blob's SHA-256 check,
+// CompletePieces, which reads the whole blob); one sync thread (the store's Sync, at least every
+// second while pieces arrive); one alert thread (logs, bans, errors).
 // Callbacks run on the disk or the sync thread; the owner must hop to its own thread.
 #pragma once
 

@@ -49,11 +49,10 @@ BlobDigest DigestOf(const std::vector<uint8_t>& bytes) {
   return h.Finish();
 }
 
-// A store that holds pieces but never completes a blob from them: the liar below keeps serving
-// pieces that are not the signed blob's bytes.
-class NeverCompletes final : public store::BlobStore {
+// A store passing every call to another one; the test stores below change one call.
+class ForwardingStore : public store::BlobStore {
  public:
-  explicit NeverCompletes(store::BlobStore& s) : s_(s) {}
+  explicit ForwardingStore(store::BlobStore& s) : s_(s) {}
   Result<std::optional<store::BlobInfo>> Stat(const BlobDigest& d) override { return s_.Stat(d); }
   Result<uint64_t> PartialBytes(const BlobDigest& d) override { return s_.PartialBytes(d); }
   Status ForEachBlob(const std::function<Status(const store::BlobInfo&)>& fn) override { return s_.ForEachBlob(fn); }
@@ -67,7 +66,7 @@ class NeverCompletes final : public store::BlobStore {
     return s_.PutPiece(d, size, mt, i, b);
   }
   Result<std::vector<bool>> HeldPieces(const BlobDigest& d, uint64_t size) override { return s_.HeldPieces(d, size); }
-  Status CompletePieces(const BlobDigest& d) override { return MakeError(Errc::kIncomplete, d.str() + ": never"); }
+  Status CompletePieces(const BlobDigest& d) override { return s_.CompletePieces(d); }
   Status ReadPiece(const BlobDigest& d, uint32_t i, std::vector<uint8_t>& out) override { return s_.ReadPiece(d, i, out); }
   uint32_t chunk_size() const override { return s_.chunk_size(); }
   Status Sync() override { return s_.Sync(); }
@@ -80,8 +79,46 @@ class NeverCompletes final : public store::BlobStore {
   Result<store::GcStats> CollectGarbage(bool drop) override { return s_.CollectGarbage(drop); }
   Status CorruptForTest(const BlobDigest& d, uint32_t i) override { return s_.CorruptForTest(d, i); }
 
- private:
+ protected:
   store::BlobStore& s_;
+};
+
+// A store that holds pieces and claims to complete a blob from them without checking or
+// completing anything: the liar below keeps serving pieces that are not the signed blob's bytes.
+class ClaimsCompletion final : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status CompletePieces(const BlobDigest&) override { return OkStatus(); }
+};
+
+// A store whose blob checks (CompletePieces) wait until Open(): a check that takes long.
+class GatedCompletion final : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status CompletePieces(const BlobDigest& d) override {
+    {
+      std::unique_lock lock(mu_);
+      ++waiting_;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return open_; });
+    }
+    return s_.CompletePieces(d);
+  }
+  void Open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  bool WaitUntilSomeCheckWaits(std::chrono::seconds limit) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, limit, [this] { return waiting_ > 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int waiting_ = 0;
 };
 
 class DataPlaneTest : public ::testing::Test {
@@ -411,6 +448,50 @@ TEST_F(DataPlaneTest, SeedDealsEachPieceAboutOnceAndReceiversForwardTheRest) {
   for (auto& s : stores) ExpectHoldsEveryBlob(*s);
 }
 
+// A blob's SHA-256 check reads the whole blob (seconds for a large one). It must not hold up the
+// node's uploads and downloads: here B's checks wait until the end, and C, which can fetch only
+// from B, must still get everything.
+TEST_F(DataPlaneTest, UploadsGoOnWhileABlobIsBeingChecked) {
+  auto a = OpenStore("a");
+  auto b_store = OpenStore("b");
+  auto c = OpenStore("c");
+  Fill(*a);
+  auto info = BuildTorrentInfo(*a, layout_, "", kRelease);
+  ASSERT_TRUE(info.ok());
+  GatedCompletion b(*b_store);
+  Done done_a, done_b, done_c;
+  DataPlaneOptions o;
+  o.listen_host = "127.0.0.1";
+  o.tls = false;
+  auto seed = DataPlane::Start(*a, o, Callbacks(done_a), Log());
+  auto middle = DataPlane::Start(b, o, Callbacks(done_b), Log());
+  auto last = DataPlane::Start(*c, o, Callbacks(done_c), Log());
+  ASSERT_TRUE(seed.ok() && middle.ok() && last.ok());
+  struct OpenOnExit {  // B's data plane cannot stop while a check waits
+    GatedCompletion& gate;
+    ~OpenOnExit() { gate.Open(); }
+  } open_on_exit{b};
+  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(middle.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(last.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  middle.value()->SetPeers({"127.0.0.1:" + std::to_string(seed.value()->port())});
+  last.value()->SetPeers({"127.0.0.1:" + std::to_string(middle.value()->port())});
+  ASSERT_TRUE(b.WaitUntilSomeCheckWaits(std::chrono::seconds(60))) << "B never held a whole blob";
+  const bool c_finished = done_c.WaitFor(specs_.size(), std::chrono::seconds(60));
+  {
+    std::lock_guard lock(done_b.mu);
+    EXPECT_TRUE(done_b.blobs.empty()) << "a blob of B was done before its check";
+  }
+  b.Open();
+  EXPECT_TRUE(c_finished) << "C got " << done_c.blobs.size() << " of " << specs_.size() << " blobs while B was checking one";
+  EXPECT_TRUE(done_b.WaitFor(specs_.size(), std::chrono::seconds(60))) << "B: " << done_b.blobs.size() << " blobs done";
+  last.value()->Stop();
+  middle.value()->Stop();
+  seed.value()->Stop();
+  ExpectHoldsEveryBlob(*c);
+  ExpectHoldsEveryBlob(*b_store);
+}
+
 TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   auto a = OpenStore("a");
   auto b = OpenStore("b");
@@ -480,7 +561,7 @@ TEST_F(DataPlaneTest, PiecesThatMatchALyingTorrentButNotTheBlobDigestAreNeverVis
   DataPlaneOptions o;
   o.listen_host = "127.0.0.1";
   o.tls = false;
-  NeverCompletes liar_view(*liar_store);
+  ClaimsCompletion liar_view(*liar_store);
   auto liar = DataPlane::Start(liar_view, o, Callbacks(done_liar), Log());
   ASSERT_TRUE(liar.ok());
   auto cb = Callbacks(done_b);
