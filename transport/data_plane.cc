@@ -955,9 +955,10 @@ class DataPlaneImpl final : public DataPlane {
     atp.have_pieces.resize(static_cast<int>(layout.num_pieces), false);
     e->blocks_sent.assign(layout.num_pieces, 0);
     {
-      std::vector<int> lengths;  // what a peer asks for of each piece
+      std::vector<int> lengths, sizes;  // what a peer asks for of each piece; its size with padding
       for (uint32_t p = 0; p < layout.num_pieces; ++p) {
         lengths.push_back(std::min(e->piece_len(p), e->asked_blocks(p) * lt::default_block_size));
+        sizes.push_back(e->piece_len(p));
       }
       std::weak_ptr<Entry> weak = e;
       auto everything_out = [weak, log = log_] {
@@ -966,8 +967,8 @@ class DataPlaneImpl final : public DataPlane {
                      entry->name, entry->uploaded.load());
         }
       };
-      atp.extensions.push_back([lengths, everything_out](lt::torrent_handle const&, lt::client_data_t) {
-        return MakePieceDealer(lengths, everything_out);
+      atp.extensions.push_back([lengths, sizes, everything_out](lt::torrent_handle const& th, lt::client_data_t) {
+        return MakePieceDealer(th, lengths, sizes, everything_out);
       });
     }
     e->missing_per_blob.resize(layout.blobs.size(), 0);
@@ -1215,8 +1216,8 @@ class DataPlaneImpl final : public DataPlane {
       session_->pop_alerts(&alerts);
       for (auto* a : alerts) {
         if (auto* ban = lt::alert_cast<lt::peer_ban_alert>(a)) {
-          log_->warn("data plane: release {}: banned peer {}: it sent pieces that fail their hash check",
-                     NameOf(ban->handle), ban->endpoint.address().to_string());
+          log_->warn("data plane: release {}: banned peer {}:{}: it sent pieces that fail their hash check",
+                     NameOf(ban->handle), ban->endpoint.address().to_string(), ban->endpoint.port());
         } else if (auto* hf = lt::alert_cast<lt::hash_failed_alert>(a)) {
           log_->warn("data plane: release {}: piece {} failed its hash check (discarded)", NameOf(hf->handle),
                      static_cast<int>(hf->piece_index));

@@ -1,6 +1,7 @@
 #include "transport/piece_dealer.h"
 
 #include <libtorrent/bitfield.hpp>
+#include <libtorrent/error_code.hpp>
 #include <libtorrent/peer_connection_handle.hpp>
 #include <libtorrent/peer_info.hpp>
 #include <libtorrent/peer_request.hpp>
@@ -50,6 +51,7 @@ class DealtPeer final : public lt::peer_plugin {
   bool on_bitfield(lt::bitfield const& bits) override;
   bool on_have(lt::piece_index_t) override;
   bool on_request(lt::peer_request const& r) override;
+  bool on_piece(lt::peer_request const& r, lt::span<char const>) override;
   void sent_have_all() override;
   void sent_piece(lt::peer_request const& r) override;
   void on_disconnect(lt::error_code const&) override;
@@ -79,6 +81,7 @@ class DealtPeer final : public lt::peer_plugin {
   std::vector<bool> has_;            // from its bitfield and HAVEs
   std::deque<uint32_t> dealt_list_;  // pieces dealt to it that were not out yet when dealt
   std::map<int, int> bytes_sent_;    // per piece being sent to it
+  std::set<int> delivered_;          // receiving: pieces it sent blocks of that had not passed then
   const uint64_t id_;
   size_t window_ = kMinWindow;
   size_t dealt_total_ = 0;           // fresh pieces dealt to it so far
@@ -87,15 +90,19 @@ class DealtPeer final : public lt::peer_plugin {
 
 class Dealer final : public lt::torrent_plugin, public std::enable_shared_from_this<Dealer> {
  public:
-  Dealer(std::vector<int> piece_lengths, std::function<void()> on_everything_out)
-      : on_everything_out_(std::move(on_everything_out)),
+  Dealer(lt::torrent_handle handle, std::vector<int> piece_lengths, std::vector<int> piece_sizes,
+         std::function<void()> on_everything_out)
+      : handle_(std::move(handle)),
+        on_everything_out_(std::move(on_everything_out)),
         piece_lengths_(std::move(piece_lengths)),
+        piece_sizes_(std::move(piece_sizes)),
         n_(piece_lengths_.size()),
         sent_whole_(n_, false),
         holders_(n_, 0),
         not_out_(n_),
         dealt_to_(n_, 0),
-        requested_(n_) {
+        requested_(n_),
+        passed_(n_, false) {
     // Two seeds deal from different places, so that they seldom both send the same piece.
     std::random_device random;
     if (n_ > 0) offset_ = std::uniform_int_distribution<size_t>(0, n_ - 1)(random);
@@ -148,6 +155,29 @@ class Dealer final : public lt::torrent_plugin, public std::enable_shared_from_t
       peer.progress_ = Clock::now();
       if (dealing_ && !everything_out_) Deal();  // its window has room again
     }
+  }
+
+  void on_piece_pass(lt::piece_index_t piece) override {
+    const int i = static_cast<int>(piece);
+    if (i >= 0 && static_cast<size_t>(i) < n_) passed_[static_cast<size_t>(i)] = true;
+  }
+
+  // Receiving side: `peer` sent a block of `piece`.
+  void Delivered(DealtPeer& peer, lt::piece_index_t piece) {
+    const int i = static_cast<int>(piece);
+    if (i >= 0 && static_cast<size_t>(i) < n_ && !passed_[static_cast<size_t>(i)]) peer.delivered_.insert(i);
+  }
+
+  // Receiving side: `peer` was banned; the pieces it sent blocks of and that have not passed are
+  // overwritten with zeros, so that no other peer completes them and gets blamed (piece_dealer.h).
+  void DiscardDeliveredBy(DealtPeer& peer) {
+    for (int i : peer.delivered_) {
+      const auto p = static_cast<size_t>(i);
+      if (p >= n_ || passed_[p] || p >= piece_sizes_.size()) continue;
+      handle_.add_piece(lt::piece_index_t{i}, std::vector<char>(static_cast<size_t>(piece_sizes_[p]), 0),
+                        lt::torrent_handle::overwrite_existing);
+    }
+    peer.delivered_.clear();
   }
 
   void Requested(DealtPeer& peer, lt::peer_request const& r) {
@@ -214,8 +244,10 @@ class Dealer final : public lt::torrent_plugin, public std::enable_shared_from_t
     return n_;
   }
 
+  lt::torrent_handle handle_;
   std::function<void()> on_everything_out_;
   std::vector<int> piece_lengths_;       // bytes a peer asks for of each piece (pad blocks are not)
+  std::vector<int> piece_sizes_;         // bytes of each piece with its padding
   const size_t n_;
   std::vector<bool> sent_whole_;         // the piece has left this node whole at least once
   std::vector<uint32_t> holders_;        // connected peers that announced it (not by HAVE_ALL)
@@ -223,6 +255,7 @@ class Dealer final : public lt::torrent_plugin, public std::enable_shared_from_t
   std::vector<uint64_t> dealt_to_;       // per piece: the connection (id) it was dealt to, 0: none
   std::vector<std::pair<uint64_t, Clock::time_point>> requested_;  // per piece: its dealee asked, when
   std::vector<uint32_t> requeue_;        // pieces that became fresh again
+  std::vector<bool> passed_;             // receiving side: pieces that passed their check here
   size_t offset_ = 0, scanned_ = 0;      // fresh pieces are dealt from piece offset_ on, wrapping
   bool dealing_ = false;                 // this node sent HAVE_ALL to some peer
   bool everything_out_ = false;          // latched: every piece sent whole or held
@@ -320,6 +353,11 @@ bool DealtPeer::on_have(lt::piece_index_t piece) {
   return false;
 }
 
+bool DealtPeer::on_piece(lt::peer_request const& r, lt::span<char const>) {
+  if (auto d = dealer_.lock()) d->Delivered(*this, r.piece);
+  return false;
+}
+
 bool DealtPeer::on_request(lt::peer_request const& r) {
   if (auto d = dealer_.lock()) d->Requested(*this, r);
   return false;
@@ -333,14 +371,19 @@ void DealtPeer::sent_piece(lt::peer_request const& r) {
   if (auto d = dealer_.lock()) d->SentPiece(*this, r);
 }
 
-void DealtPeer::on_disconnect(lt::error_code const&) {
-  if (auto d = dealer_.lock()) d->Gone(*this);
+void DealtPeer::on_disconnect(lt::error_code const& ec) {
+  auto d = dealer_.lock();
+  if (!d) return;
+  if (ec == lt::errors::too_many_corrupt_pieces) d->DiscardDeliveredBy(*this);
+  d->Gone(*this);
 }
 
 }  // namespace
 
-std::shared_ptr<lt::torrent_plugin> MakePieceDealer(std::vector<int> piece_lengths, std::function<void()> on_everything_out) {
-  return std::make_shared<Dealer>(std::move(piece_lengths), std::move(on_everything_out));
+std::shared_ptr<lt::torrent_plugin> MakePieceDealer(lt::torrent_handle handle, std::vector<int> piece_lengths,
+                                                    std::vector<int> piece_sizes, std::function<void()> on_everything_out) {
+  return std::make_shared<Dealer>(std::move(handle), std::move(piece_lengths), std::move(piece_sizes),
+                                  std::move(on_everything_out));
 }
 
 }  // namespace gapsync::transport

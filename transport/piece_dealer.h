@@ -39,13 +39,22 @@
 #include <vector>
 
 #include <libtorrent/extensions.hpp>
+#include <libtorrent/torrent_handle.hpp>
 
 namespace gapsync::transport {
 
-// A libtorrent torrent plugin for one release torrent. `piece_lengths`: bytes of each piece (to
-// know when one has been sent whole). `on_everything_out`: called once, on libtorrent's network
-// thread, when it starts showing every piece to every peer.
-std::shared_ptr<lt::torrent_plugin> MakePieceDealer(std::vector<int> piece_lengths,
+// A libtorrent torrent plugin for one release torrent. `piece_lengths`: bytes a peer asks for of
+// each piece (to know when one has been sent whole). `piece_sizes`: each piece's size with its
+// padding. `on_everything_out`: called once, on libtorrent's network thread, when it starts
+// showing every piece to every peer.
+//
+// Receiving side, a peer banned for corrupt pieces: libtorrent keeps the blocks it had delivered
+// of pieces not yet complete, and the peer that sends the rest of such a piece is then banned for
+// its failure (libtorrent 2.0.8 blames only the peers still known to have sent blocks). So the
+// plugin overwrites those pieces with zeros (`add_piece`, no sender): they fail their check with
+// nobody to blame and are fetched again whole.
+std::shared_ptr<lt::torrent_plugin> MakePieceDealer(lt::torrent_handle handle, std::vector<int> piece_lengths,
+                                                    std::vector<int> piece_sizes,
                                                     std::function<void()> on_everything_out = {});
 
 }  // namespace gapsync::transport

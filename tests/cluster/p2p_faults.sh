@@ -31,8 +31,8 @@ for i in 3 4; do p2p_start $i; done
 done_34() { has_release 3 one@1.0.0 && has_release 4 one@1.0.0; }
 wait_for 120 done_34 || fail "receivers did not finish: node-3 $(percent 3 one@1.0.0)%, node-4 $(percent 4 one@1.0.0)%"
 for i in 3 4; do
-  grep -q "banned peer ${CLUSTER_IP[2]}: " "$WORK/n$i/agent.log" || fail "node-$i did not ban the corrupting node-2"
-  grep "banned peer ${CLUSTER_IP[2]}: " "$WORK/n$i/agent.log" | head -1 | sed "s/^/    node-$i: /"
+  grep -q "banned peer ${CLUSTER_IP[2]}:[0-9]*: " "$WORK/n$i/agent.log" || fail "node-$i did not ban the corrupting node-2"
+  grep "banned peer ${CLUSTER_IP[2]}:[0-9]*: " "$WORK/n$i/agent.log" | head -1 | sed "s/^/    node-$i: /"
 done
 echo "    $(grep -c 'failed its hash check' "$WORK/n3/agent.log") pieces rejected on node-3, $(grep -c 'failed its hash check' "$WORK/n4/agent.log") on node-4 (t=${SECONDS}s)"
 fsck_all 1 2 3 4

@@ -27,13 +27,12 @@ namespace {
 constexpr uint32_t kMiB = 1 << 20;
 const std::string kRelease = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-std::shared_ptr<spdlog::logger> Log() {
-  static auto log = [] {
-    auto l = spdlog::stderr_color_mt("data-plane-test");
-    l->set_level(spdlog::level::warn);
-    return l;
-  }();
-  return log;
+// One logger per name (a node of a test); DP_TEST_DEBUG=1 in the environment logs at debug level.
+std::shared_ptr<spdlog::logger> Log(const std::string& name = "data-plane-test") {
+  if (auto l = spdlog::get(name)) return l;
+  auto l = spdlog::stderr_color_mt(name);
+  l->set_level(std::getenv("DP_TEST_DEBUG") ? spdlog::level::debug : spdlog::level::warn);
+  return l;
 }
 
 std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
@@ -505,10 +504,10 @@ TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   o.listen_host = "127.0.0.1";
   o.tls = false;
   o.corrupt_uploads_for_test = true;
-  auto liar = DataPlane::Start(*a, o, Callbacks(done_a), Log());
+  auto liar = DataPlane::Start(*a, o, Callbacks(done_a), Log("liar"));
   ASSERT_TRUE(liar.ok());
   o.corrupt_uploads_for_test = false;
-  auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
+  auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log("leech"));
   ASSERT_TRUE(leech.ok());
   ASSERT_TRUE(liar.value()->Add("r@1", "r@1", layout_, info.value()).ok());
   ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
@@ -523,7 +522,7 @@ TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   EXPECT_TRUE(done_b.blobs.empty());
 
   // A healthy peer joins: everything arrives from it, and every byte verifies.
-  auto healthy = DataPlane::Start(*c, o, Callbacks(done_c), Log());
+  auto healthy = DataPlane::Start(*c, o, Callbacks(done_c), Log("healthy"));
   ASSERT_TRUE(healthy.ok());
   ASSERT_TRUE(healthy.value()->Add("r@1", "r@1", layout_, info.value()).ok());
   leech.value()->SetPeers({"127.0.0.1:" + std::to_string(liar.value()->port()),
