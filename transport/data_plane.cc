@@ -499,15 +499,16 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   // A sync at least every sync_interval_ms while pieces arrive, and at once when a blob is
   // complete: its blob_done callback is called after the sync that makes it durable.
   void MarkStored(std::shared_ptr<Entry> done_entry = nullptr, size_t done_blob = 0) {
+    const bool done = done_entry != nullptr;
     {
       std::lock_guard lock(sync_mu_);
       dirty_ = true;
-      if (done_entry) {
+      if (done) {
         blobs_to_report_.emplace_back(std::move(done_entry), done_blob);
         sync_soon_ = true;
       }
     }
-    if (done_entry) sync_cv_.notify_one();
+    if (done) sync_cv_.notify_one();  // (done_entry was moved from: it is null here)
   }
 
   void SyncLoop() {

@@ -339,6 +339,30 @@ TEST_F(DataPlaneTest, PeerConnectionsUseTheConfiguredReceiveBuffer) {
   }
 }
 
+// A complete blob is synced and reported at once, not at the next periodic sync (here 2 min away).
+TEST_F(DataPlaneTest, BlobsAreReportedAsSoonAsTheyAreDurable) {
+  auto a = OpenStore("a");
+  auto b = OpenStore("b");
+  Fill(*a);
+  auto info = BuildTorrentInfo(*a, layout_, "", kRelease);
+  ASSERT_TRUE(info.ok());
+  Done done_a, done_b;
+  DataPlaneOptions o;
+  o.listen_host = "127.0.0.1";
+  o.tls = false;
+  o.sync_interval_ms = 120000;
+  auto seed = DataPlane::Start(*a, o, Callbacks(done_a), Log());
+  auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
+  ASSERT_TRUE(seed.ok() && leech.ok());
+  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  leech.value()->SetPeers({"127.0.0.1:" + std::to_string(seed.value()->port())});
+  EXPECT_TRUE(done_b.WaitFor(specs_.size(), std::chrono::seconds(60))) << "blobs reported: " << done_b.blobs.size();
+  seed.value()->Stop();
+  leech.value()->Stop();
+  ExpectHoldsEveryBlob(*b);
+}
+
 TEST_F(DataPlaneTest, ReleaseMovesOverMutualTlsAndAForeignCertificateGetsNothing) {
   auto ca = InitCa(dir_ + "/ca", "test");
   ASSERT_TRUE(ca.ok());
