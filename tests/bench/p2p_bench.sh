@@ -49,6 +49,7 @@ export GAPSYNC
 source "$REPO/tests/cluster/netns.sh"
 WORK=$(mktemp -d /var/tmp/gapsync-p2pbench.XXXXXX)
 source "$REPO/tests/cluster/p2p_lib.sh"
+source "$REPO/tests/bench/bench_lib.sh"
 REG_PID=
 finish() {
   local rc=$?
@@ -80,22 +81,6 @@ for n in $SWEEP; do [ $((n + 1)) -gt $MAX_NODES ] && MAX_NODES=$((n + 1)); done
 p2p_setup $MAX_NODES
 G bundle create --template "$WORK/src/app.yaml" --key "$WORK/keys/vendor.key" --out "$WORK/bundle" >/dev/null
 REL=bench@1.0.0
-
-# beff NODES RATE -> bytes/s of one plain TCP stream from node 1 to node 2
-beff() {
-  local bytes=$((64 * 1048576)) port=7999 t0 t1
-  [ "$2" = 40mbit ] && bytes=$((32 * 1048576))
-  on 2 bash -c "socat -u TCP-LISTEN:$port,bind=${CLUSTER_IP[2]},reuseaddr - | wc -c > '$WORK/beff'" &
-  local rx=$!
-  listening() { [ -n "$(on 2 ss -Htln "sport = :$port")" ]; }
-  wait_for 10 listening
-  t0=${EPOCHREALTIME/./}
-  head -c "$bytes" /dev/zero | on 1 socat -u - "TCP:${CLUSTER_IP[2]}:$port"
-  wait "$rx"
-  t1=${EPOCHREALTIME/./}
-  [ "$(cat "$WORK/beff")" = "$bytes" ] || { say "B_eff transfer incomplete"; return 1; }
-  awk -v b="$bytes" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", b / (us / 1e6) }'
-}
 
 # swarm NRECV RATE TLS -> SW_RESULT="floor_s last_s median_s seed_upload_ratio max_rss_mib beff_mbit"
 # (runs in this shell, not a $(...) subshell: the cluster and agent PIDs must stay ours)
