@@ -6,6 +6,9 @@
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <libtorrent/add_torrent_params.hpp>
 #include <libtorrent/alert_types.hpp>
 #include <libtorrent/bdecode.hpp>
@@ -466,6 +469,10 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   // Blob checks (CompletePieces: a read and SHA-256 of the whole blob, seconds for a large one)
   // run here, so that the disk thread goes on serving and storing pieces meanwhile.
   void VerifyLoop() {
+    // Below the network and disk threads: a check may wait, uploads and downloads should not. (At
+    // normal priority, 3 of 8 benchmark runs had a straggler at 1.15-1.17x the floor; at nice 10,
+    // 3 runs at 1.10-1.11 with none: docs/benchmarks.md.)
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
     for (;;) {
       std::function<void()> job;
       {
