@@ -1,5 +1,6 @@
 // gapsync command line. Wires the modules together; no logic of its own beyond presentation.
 #include <CLI/CLI.hpp>
+#include <google/protobuf/stubs/logging.h>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -92,6 +93,9 @@ Result<std::unique_ptr<store::BlobStore>> OpenStore(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Every parse failure is reported by gapsync itself, in one line naming the file; libprotobuf's
+  // own log lines (e.g. a string field that is not UTF-8) would be a second, unhelpful one.
+  google::protobuf::SetLogHandler(nullptr);
   CLI::App app{"gapsync: deliver signed application releases into air-gapped clusters"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "gapsync 0.1.0");

@@ -63,6 +63,9 @@ check_bad 'signature does not verify with any trusted key'
 log "malformed manifest bytes (validly signed garbage)"
 fresh; head -c 4096 /dev/urandom > "$WORK/bad/manifest.pb"; sign_manifest "$WORK/bad" "$K/vendor.key"
 check_bad 'manifest.pb: malformed manifest|manifest.pb: format version'
+log "a string field that is not UTF-8 (libprotobuf must not print a line of its own)"
+fresh; printf '\x2a\x01\xff' > "$WORK/bad/manifest.pb"; sign_manifest "$WORK/bad" "$K/vendor.key"
+check_bad 'manifest.pb: malformed manifest'
 
 # forge: edit the decoded manifest with sed, re-encode with protoc, sign with the vendor key
 forge() {
