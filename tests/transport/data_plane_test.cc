@@ -174,6 +174,36 @@ class DataPlaneTest : public ::testing::Test {
     return cb;
   }
 
+  // A seed holding the release and a leech fetching it from the seed alone, both started with
+  // `o` (their stores named by `tag`). Null (and the test failed) if a step fails.
+  struct Pair {
+    std::unique_ptr<store::BlobStore> seed_store, leech_store;
+    Done seed_done, leech_done;
+    std::unique_ptr<DataPlane> seed, leech;  // after the stores and Dones: stopped first
+  };
+  std::unique_ptr<Pair> StartPair(const DataPlaneOptions& o, const std::string& tag) {
+    auto pair = std::make_unique<Pair>();
+    pair->seed_store = OpenStore("seed" + tag);
+    pair->leech_store = OpenStore("leech" + tag);
+    Fill(*pair->seed_store);
+    auto info = BuildTorrentInfo(*pair->seed_store, layout_, "", kRelease);
+    auto seed = DataPlane::Start(*pair->seed_store, o, Callbacks(pair->seed_done), Log());
+    auto leech = DataPlane::Start(*pair->leech_store, o, Callbacks(pair->leech_done), Log());
+    if (!info.ok() || !seed.ok() || !leech.ok()) {
+      ADD_FAILURE() << "starting the seed and the leech failed";
+      return nullptr;
+    }
+    pair->seed = std::move(seed).value();
+    pair->leech = std::move(leech).value();
+    if (!pair->seed->Add("r@1", "r@1", layout_, info.value()).ok() ||
+        !pair->leech->Add("r@1", "r@1", layout_, info.value()).ok()) {
+      ADD_FAILURE() << "adding the release failed";
+      return nullptr;
+    }
+    pair->leech->SetPeers({"127.0.0.1:" + std::to_string(pair->seed->port())});
+    return pair;
+  }
+
   void ExpectHoldsEveryBlob(store::BlobStore& s) {
     for (size_t i = 0; i < blobs_.size(); ++i) {
       std::vector<uint8_t> got;
@@ -304,27 +334,15 @@ std::vector<long> ReceiveBuffersOf(uint16_t port) {
 TEST_F(DataPlaneTest, PeerConnectionsUseTheConfiguredReceiveBuffer) {
   for (int configured : {16 * 1024, 0}) {
     SCOPED_TRACE("receive_buffer " + std::to_string(configured));
-    const std::string tag = std::to_string(configured);
-    auto a = OpenStore("a" + tag);
-    auto b = OpenStore("b" + tag);
-    Fill(*a);
-    auto info = BuildTorrentInfo(*a, layout_, "", kRelease);
-    ASSERT_TRUE(info.ok());
-    Done done_a, done_b;
     DataPlaneOptions o;
     o.listen_host = "127.0.0.1";
     o.tls = false;
     o.receive_buffer = configured;
-    auto seed = DataPlane::Start(*a, o, Callbacks(done_a), Log());
-    ASSERT_TRUE(seed.ok()) << seed.error().message;
-    auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
-    ASSERT_TRUE(leech.ok()) << leech.error().message;
-    ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
-    ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
-    leech.value()->SetPeers({"127.0.0.1:" + std::to_string(seed.value()->port())});
-    ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
+    auto pair = StartPair(o, std::to_string(configured));
+    ASSERT_TRUE(pair);
+    ASSERT_TRUE(pair->leech_done.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << pair->leech_done.blobs.size();
     // Both ends of the connection (the seed accepted it, the leech dialled it) stay open.
-    const auto buffers = ReceiveBuffersOf(seed.value()->port());
+    const auto buffers = ReceiveBuffersOf(pair->seed->port());
     ASSERT_EQ(buffers.size(), 2u) << "connections to or from the seed's port";
     for (long rb : buffers) {
       if (configured > 0) {
@@ -333,34 +351,25 @@ TEST_F(DataPlaneTest, PeerConnectionsUseTheConfiguredReceiveBuffer) {
         EXPECT_GT(rb, 2L * 16 * 1024) << "0 leaves the kernel's autotuned buffer";
       }
     }
-    seed.value()->Stop();
-    leech.value()->Stop();
-    ExpectHoldsEveryBlob(*b);
+    pair->seed->Stop();
+    pair->leech->Stop();
+    ExpectHoldsEveryBlob(*pair->leech_store);
   }
 }
 
 // A complete blob is synced and reported at once, not at the next periodic sync (here 2 min away).
 TEST_F(DataPlaneTest, BlobsAreReportedAsSoonAsTheyAreDurable) {
-  auto a = OpenStore("a");
-  auto b = OpenStore("b");
-  Fill(*a);
-  auto info = BuildTorrentInfo(*a, layout_, "", kRelease);
-  ASSERT_TRUE(info.ok());
-  Done done_a, done_b;
   DataPlaneOptions o;
   o.listen_host = "127.0.0.1";
   o.tls = false;
   o.sync_interval_ms = 120000;
-  auto seed = DataPlane::Start(*a, o, Callbacks(done_a), Log());
-  auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
-  ASSERT_TRUE(seed.ok() && leech.ok());
-  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
-  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
-  leech.value()->SetPeers({"127.0.0.1:" + std::to_string(seed.value()->port())});
-  EXPECT_TRUE(done_b.WaitFor(specs_.size(), std::chrono::seconds(60))) << "blobs reported: " << done_b.blobs.size();
-  seed.value()->Stop();
-  leech.value()->Stop();
-  ExpectHoldsEveryBlob(*b);
+  auto pair = StartPair(o, "");
+  ASSERT_TRUE(pair);
+  EXPECT_TRUE(pair->leech_done.WaitFor(specs_.size(), std::chrono::seconds(60)))
+      << "blobs reported: " << pair->leech_done.blobs.size();
+  pair->seed->Stop();
+  pair->leech->Stop();
+  ExpectHoldsEveryBlob(*pair->leech_store);
 }
 
 TEST_F(DataPlaneTest, ReleaseMovesOverMutualTlsAndAForeignCertificateGetsNothing) {
