@@ -23,7 +23,7 @@ std::string VolumeFileName(uint32_t index) {
   return buf;
 }
 
-BlobDigest ReleaseDigest(const v1::Release& release) {
+ReleaseDigest DigestOfRelease(const v1::Release& release) {
   std::string bytes;
   {
     google::protobuf::io::StringOutputStream out(&bytes);
@@ -31,7 +31,20 @@ BlobDigest ReleaseDigest(const v1::Release& release) {
     coded.SetSerializationDeterministic(true);
     release.SerializeToCodedStream(&coded);
   }
-  return Sha256::Of(bytes);
+  return ReleaseDigest(Sha256::Of(bytes));
+}
+
+Result<std::vector<BlobDigest>> ReleaseBlobsOfManifest(std::string_view manifest) {
+  v1::BundleManifest m;
+  if (!m.ParseFromArray(manifest.data(), static_cast<int>(manifest.size()))) {
+    return MakeError(Errc::kCorrupt, "stored manifest does not parse");
+  }
+  std::vector<BlobDigest> out;
+  for (const auto& d : m.release().blobs()) {
+    GS_ASSIGN_OR_RETURN(auto digest, BlobDigest::Parse(d.digest()));
+    out.push_back(digest);
+  }
+  return out;
 }
 
 Status ValidateManifest(const v1::BundleManifest& m, const std::string& where) {
@@ -123,7 +136,7 @@ Result<LoadedBundle> ParseLoaded(LoadedBundle b, const std::string& where) {
   if (!b.manifest.ParseFromString(b.manifest_bytes)) return MakeError(Errc::kCorrupt, where + ": malformed manifest (protobuf does not parse)");
   GS_RETURN_IF_ERROR(ValidateManifest(b.manifest, where));
   for (const auto& e : b.manifest.blobs()) b.blob_digests.push_back(BlobDigest::Parse(e.digest()).value());
-  b.release_digest = ReleaseDigest(b.manifest.release());
+  b.release_digest = DigestOfRelease(b.manifest.release());
   return b;
 }
 

@@ -14,6 +14,7 @@
 #include "proto/bundle.pb.h"
 #include "proto/digest.h"
 #include "proto/error.h"
+#include "proto/ids.h"
 
 namespace gapsync::agent {
 
@@ -38,7 +39,7 @@ struct LoadedBundle {
   std::string signer;  // path of the trusted key that verified it
   v1::BundleManifest manifest;
   std::vector<BlobDigest> blob_digests;  // parallel to manifest.blobs()
-  BlobDigest release_digest = BlobDigest::FromRaw(BlobDigest::Raw{});
+  ReleaseDigest release_digest;
 };
 
 // Reads manifest.sig and manifest.pb, checks the signature against `trusted` BEFORE parsing,
@@ -56,7 +57,11 @@ Result<LoadedBundle> LoadBundleUnverified(const std::string& dir);
 
 // sha256 of the deterministic encoding of the release: equal for equal releases, whatever the
 // volume layout.
-BlobDigest ReleaseDigest(const v1::Release& release);
+ReleaseDigest DigestOfRelease(const v1::Release& release);
+
+// The digests of every blob the release in `manifest` (BundleManifest bytes, as a store keeps them)
+// needs, in manifest order. kCorrupt when they do not parse or a digest is malformed.
+Result<std::vector<BlobDigest>> ReleaseBlobsOfManifest(std::string_view manifest);
 
 // Reads blob bytes out of volume files, opening each volume once (reads: StreamFileRange).
 class VolumeReader {

@@ -367,11 +367,11 @@ class Agent {
     o.corrupt_uploads_for_test = corrupt != nullptr && std::string(corrupt) == "1";
     if (o.corrupt_uploads_for_test) log_->warn("test hook: this node corrupts every block it uploads");
     transport::DataPlaneCallbacks cb;
-    cb.blob_done = [this](const std::string&, const BlobDigest&) {
+    cb.blob_done = [this](const ReleaseDigest&, const BlobDigest&) {
       asio::post(io_, [this] { CheckComplete(); });
     };
-    cb.failed = [this](const std::string& key, const Error& why) {
-      asio::post(io_, [this, key, why] { Failed(key, why); });
+    cb.failed = [this](const ReleaseDigest& key, const Error& why) {
+      asio::post(io_, [this, key, why] { Failed(key.str(), why); });
     };
     GS_ASSIGN_OR_RETURN(data_, transport::DataPlane::Start(*store_, o, std::move(cb), log_));
     std::error_code fec;
@@ -379,7 +379,7 @@ class Agent {
     if (fec) return MakeError(Errc::kIo, OffersDir() + ": cannot create: " + fec.message());
     // Every complete release is served; every fetch that was under way resumes.
     GS_ASSIGN_OR_RETURN(auto releases, store_->ListReleases());
-    for (const auto& rel : releases) ServeLocal(rel, LoadOffer(rel.release_digest));
+    for (const auto& rel : releases) ServeLocal(rel, LoadOffer(rel.release_digest.str()));
     for (const auto& entry : std::filesystem::directory_iterator(OffersDir(), fec)) {
       if (entry.path().extension() != ".pb") continue;
       const std::string digest = "sha256:" + entry.path().stem().string();
@@ -406,8 +406,8 @@ class Agent {
     if (offer && Accept(*offer, "this node's store", true).ok()) return;
     if (offer) {
       std::error_code ec;
-      std::filesystem::remove(OfferPath(rel.release_digest), ec);
-      known_.erase(rel.release_digest);
+      std::filesystem::remove(OfferPath(rel.release_digest.str()), ec);
+      known_.erase(rel.release_digest.str());
     }
     auto built = MakeOffer(rel);
     if (!built.ok()) {
@@ -430,7 +430,7 @@ class Agent {
       GS_ASSIGN_OR_RETURN(auto info, transport::BuildTorrentInfo(*store_, layout, data_->tls_root_pem(), rel.release_digest));
       offer.set_torrent_info(info);
     }
-    auto st = WriteNewFile(OfferPath(rel.release_digest), 0644, offer.SerializeAsString());
+    auto st = WriteNewFile(OfferPath(rel.release_digest.str()), 0644, offer.SerializeAsString());
     if (!st.ok() && st.error().code != Errc::kConflict) return st.error();
     return offer;
   }
@@ -462,24 +462,25 @@ class Agent {
     Known k;
     k.offer = offer;
     k.from = local ? "" : from;
-    k.release.id = store::ReleaseId{m.release().app(), m.release().version()};
+    k.release.id = ReleaseId{m.release().app(), m.release().version()};
     k.release.manifest = offer.manifest();
     k.release.signature = offer.signature();
-    k.release.release_digest = loaded->release_digest.str();
+    k.release.release_digest = loaded->release_digest;
+    k.release.blobs = loaded->blob_digests;
     k.release.ingested_unix = std::time(nullptr);
     k.needed = loaded->blob_digests;
     k.layout = LayoutOf(m);
-    const std::string& digest = k.release.release_digest;
+    const std::string digest = k.release.release_digest.str();
     const std::string key = k.release.id.str();
     if (known_.count(digest)) return OkStatus();
     auto existing = store_->GetRelease(k.release.id);
-    if (existing.ok() && existing.value() && existing.value()->release_digest != digest) {
+    if (existing.ok() && existing.value() && existing.value()->release_digest != k.release.release_digest) {
       return refuse(MakeError(Errc::kConflict, "this node holds another release with that name and version (" +
-                                                   existing.value()->release_digest + ")"));
+                                                   existing.value()->release_digest.str() + ")"));
     }
     if (k.layout.num_pieces > 0) {
       if (!data_) return MakeError(Errc::kInternal, "no data plane");
-      auto st = transport::CheckTorrentInfo(offer.torrent_info(), k.layout, data_->tls_root_pem(), digest);
+      auto st = transport::CheckTorrentInfo(offer.torrent_info(), k.layout, data_->tls_root_pem(), k.release.release_digest);
       if (!st.ok()) return local ? st : refuse(st.error());
     }
     if (!local) {
@@ -501,7 +502,7 @@ class Agent {
     if (local && control_) control_->DialAllNow();  // tell every member now, not at the next round
     if (local) log_->info("serving release {} ({} blobs, {} bytes)", key, k.layout.blobs.size(), k.layout.total_bytes);
     if (k.layout.num_pieces > 0) {
-      auto st = data_->Add(digest, key, k.layout, offer.torrent_info());
+      auto st = data_->Add(k.release.release_digest, key, k.layout, offer.torrent_info());
       if (!st.ok()) {
         known_[digest].error = st.error().message;
         log_->error("release {}: {}", key, st.error().message);
@@ -522,7 +523,7 @@ class Agent {
     log_->warn("release {}: the torrent {} offered does not match the signed blobs; asking another member",
                it->second.release.id.str(), it->second.from);
     refused_.insert(it->second.from.substr(it->second.from.rfind(' ') + 1) + " " + digest);
-    data_->Remove(digest);
+    data_->Remove(it->second.release.release_digest);
     std::error_code ec;
     std::filesystem::remove(OfferPath(digest), ec);
     known_.erase(it);
@@ -544,7 +545,7 @@ class Agent {
       const std::string key = k.release.id.str();
       auto existing = store_->GetRelease(k.release.id);
       const bool had = existing.ok() && existing.value();
-      Status st = had ? OkStatus() : store_->PutRelease(k.release, k.needed);
+      Status st = had ? OkStatus() : store_->PutRelease(k.release);
       if (!st.ok()) {
         k.error = st.error().message;
         log_->error("release {}: {}", key, k.error);
@@ -559,7 +560,7 @@ class Agent {
   // After a local ingest (worker thread): hash the release's pieces, then serve it.
   void AfterIngest(const LoadedBundle& bundle) {
     if (!data_) return;
-    store::ReleaseId id{bundle.manifest.release().app(), bundle.manifest.release().version()};
+    ReleaseId id{bundle.manifest.release().app(), bundle.manifest.release().version()};
     auto rel = store_->GetRelease(id);
     if (!rel.ok() || !rel.value()) return;
     auto offer = MakeOffer(*rel.value());
@@ -593,7 +594,7 @@ class Agent {
       r.set_offered(true);
       r.set_error(k.error);
       for (const auto& t : transfers) {
-        if (t.key != digest) continue;
+        if (t.release.str() != digest) continue;
         if (!k.complete) r.set_bytes_have(t.bytes_have);
         r.set_download_rate(t.download_rate);
         r.set_upload_rate(t.upload_rate);
@@ -718,7 +719,9 @@ Status RunAgent(const AgentConfig& config) {
   log->set_pattern("%Y-%m-%d %H:%M:%S.%e %n %l: %v");
   log->set_level(spdlog::level::from_str(config.log_level));
   GS_ASSIGN_OR_RETURN(auto trusted, LoadTrustedKeys(config.trust));
-  GS_ASSIGN_OR_RETURN(auto store, store::OpenRocksDbStore(config.store_path()));
+  store::RocksDbOptions so;
+  so.manifest_blobs = ReleaseBlobsOfManifest;  // release records of gapsync up to eae3f3c
+  GS_ASSIGN_OR_RETURN(auto store, store::OpenRocksDbStore(config.store_path(), so));
   Agent agent(config, std::move(store), std::move(trusted), log);
   return agent.Run();
 }

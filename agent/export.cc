@@ -17,10 +17,10 @@ using nlohmann::json;
 
 namespace gapsync::agent {
 
-Result<store::ReleaseId> ParseReleaseId(const std::string& text) {
+Result<ReleaseId> ParseReleaseId(const std::string& text) {
   auto at = text.find('@');
   if (at == std::string::npos) return MakeError(Errc::kInvalidArgument, "release \"" + text + "\": expected APP@VERSION");
-  store::ReleaseId id{text.substr(0, at), text.substr(at + 1)};
+  ReleaseId id{text.substr(0, at), text.substr(at + 1)};
   if (!IsValidAppName(id.app) || !ParseSemVer(id.version)) {
     return MakeError(Errc::kInvalidArgument, "release \"" + text + "\": expected APP@VERSION with a semantic version");
   }
@@ -75,7 +75,7 @@ Status ExportBlob(store::BlobStore& store, const BlobDigest& d, const std::strin
 
 }  // namespace
 
-Result<ExportResult> ExportOciLayout(store::BlobStore& store, const store::ReleaseId& release,
+Result<ExportResult> ExportOciLayout(store::BlobStore& store, const ReleaseId& release,
                                      const std::string& component, const std::string& out_dir) {
   GS_ASSIGN_OR_RETURN(auto rel, store.GetRelease(release));
   if (!rel) return MakeError(Errc::kNotFound, "release " + release.str() + " is not in the store");

@@ -19,10 +19,10 @@ struct ExportResult {
 // (or index) with the release version. Blobs already in DIR with the right content are kept;
 // each blob lands under its name only after its bytes verified. An index.json already in DIR
 // keeps its other tags.
-Result<ExportResult> ExportOciLayout(store::BlobStore& store, const store::ReleaseId& release,
+Result<ExportResult> ExportOciLayout(store::BlobStore& store, const ReleaseId& release,
                                      const std::string& component, const std::string& out_dir);
 
 // Parses "APP@VERSION".
-Result<store::ReleaseId> ParseReleaseId(const std::string& text);
+Result<ReleaseId> ParseReleaseId(const std::string& text);
 
 }  // namespace gapsync::agent

@@ -17,7 +17,7 @@ Status CheckAgainstStore(const LoadedBundle& bundle, store::BlobStore& store, co
   const auto& rel = bundle.manifest.release();
   GS_ASSIGN_OR_RETURN(auto existing, store.GetRelease({rel.app(), rel.version()}));
   if (existing) {
-    if (existing->release_digest == bundle.release_digest.str()) {
+    if (existing->release_digest == bundle.release_digest) {
       // Same release. A no-op, unless some of its blobs went missing (fsck --repair dropped
       // corrupt ones): then this ingest puts them back.
       for (const auto& d : bundle.manifest.release().blobs()) {
@@ -28,7 +28,7 @@ Status CheckAgainstStore(const LoadedBundle& bundle, store::BlobStore& store, co
       return OkStatus();
     }
     return MakeError(Errc::kConflict, "store already holds " + result.release + " with different content (release " +
-                                          existing->release_digest + ", bundle " + bundle.release_digest.str() +
+                                          existing->release_digest.str() + ", bundle " + bundle.release_digest.str() +
                                           "): a version is immutable; publish a new version");
   }
   if (o.allow_older) return OkStatus();
@@ -50,7 +50,8 @@ store::StoredRelease ReleaseRecordOf(const LoadedBundle& bundle) {
   rec.id = {bundle.manifest.release().app(), bundle.manifest.release().version()};
   rec.manifest = bundle.manifest_bytes;
   rec.signature = bundle.signature;
-  rec.release_digest = bundle.release_digest.str();
+  rec.release_digest = bundle.release_digest;
+  for (const auto& d : bundle.manifest.release().blobs()) rec.blobs.push_back(BlobDigest::Parse(d.digest()).value());
   rec.ingested_unix = static_cast<int64_t>(std::time(nullptr));
   rec.pinned = true;
   return rec;
@@ -233,11 +234,9 @@ Status Ingest(const LoadedBundle& bundle, store::BlobStore& store, const IngestO
       }
     }
   }
-  std::vector<BlobDigest> needed;
-  for (const auto& d : m.release().blobs()) needed.push_back(BlobDigest::Parse(d.digest()).value());
   store::StoredRelease rec = ReleaseRecordOf(bundle);
   crash.BeforeCommit();
-  GS_RETURN_IF_ERROR(store.PutRelease(rec, needed));
+  GS_RETURN_IF_ERROR(store.PutRelease(rec));
   result.complete = true;
   return OkStatus();
 }

@@ -87,7 +87,9 @@ json ManifestSummary(const LoadedBundle& b) {
 
 Result<std::unique_ptr<store::BlobStore>> OpenStore(const std::string& path) {
   if (path.empty()) return MakeError(Errc::kInvalidArgument, "--store PATH is required (no local agent is running)");
-  return store::OpenRocksDbStore(path);
+  store::RocksDbOptions o;
+  o.manifest_blobs = ReleaseBlobsOfManifest;  // release records of gapsync up to eae3f3c
+  return store::OpenRocksDbStore(path, o);
 }
 
 }  // namespace

@@ -44,7 +44,7 @@ Result<json> StoreListing(store::BlobStore& s) {
     for (const auto& c : m.release().components()) {
       comps.push_back({{"name", c.name()}, {"kind", c.has_image() ? "image" : "artifact"}});
     }
-    j["releases"].push_back({{"app", r.id.app}, {"version", r.id.version}, {"release_digest", r.release_digest},
+    j["releases"].push_back({{"app", r.id.app}, {"version", r.id.version}, {"release_digest", r.release_digest.str()},
                              {"blobs", m.release().blobs_size()}, {"bytes", rb}, {"components", comps},
                              {"pinned", r.pinned}, {"ingested_unix", r.ingested_unix}, {"complete", true}});
   }

@@ -1,6 +1,11 @@
 // BlobStore: the node's content-addressed store. Blobs are named by their SHA-256 digest, written
 // once, verified on every read; releases are signed manifests whose blobs are all present.
 //
+// Modules that need only part of it see only that part: the data plane a PieceStore
+// (store/piece_store.h), the registry and export a BlobReader (store/blob_reader.h). The store
+// keeps a release's manifest and signature as bytes it never parses: what a release needs is the
+// blob list it is given (StoredRelease::blobs).
+//
 // Visibility and durability (every implementation):
 //  * A blob written through a BlobWriter becomes visible (Stat/Read/ForEachBlob) only after
 //    BlobWriter::Commit() verified its size and digest AND a later Sync() returned OK. Sync() is
@@ -21,33 +26,23 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/digest.h"
 #include "proto/error.h"
+#include "proto/ids.h"
+#include "store/blob_reader.h"
+#include "store/piece_store.h"
 
 namespace gapsync::store {
 
-struct BlobInfo {
-  BlobDigest digest;
-  uint64_t size = 0;
-  uint64_t stored_bytes = 0;  // on-store size after compression
-  std::string media_type;
-  uint64_t chunks = 0;        // stored chunks (their size was fixed when the blob was written)
-};
-
-struct ReleaseId {
-  std::string app;
-  std::string version;
-  std::string str() const { return app + "@" + version; }
-  friend bool operator==(const ReleaseId&, const ReleaseId&) = default;
-};
-
 struct StoredRelease {
   ReleaseId id;
-  std::string manifest;        // exact signed BundleManifest bytes
+  std::string manifest;            // exact signed manifest bytes (the store does not read them)
   std::string signature;
-  std::string release_digest;  // "sha256:..." of the deterministic Release encoding
+  ReleaseDigest release_digest;
+  std::vector<BlobDigest> blobs;   // every blob the release needs
   int64_t ingested_unix = 0;
   bool pinned = true;
 };
@@ -58,7 +53,7 @@ struct FsckReport {
   uint64_t releases_checked = 0;
   uint64_t partial_blobs = 0;
   uint64_t orphan_chunks = 0;
-  std::vector<std::string> problems;  // one line each; empty when clean
+  std::vector<std::string> problems;      // one line each; empty when clean
   std::vector<BlobDigest> corrupt_blobs;  // blobs whose stored bytes do not verify
 };
 
@@ -88,62 +83,26 @@ class BlobWriter {
   virtual Status Abandon() = 0;
 };
 
-using ReadSink = std::function<Status(std::span<const uint8_t>)>;
-
-class BlobStore {
+class BlobStore : public BlobReader, public PieceStore {
  public:
-  virtual ~BlobStore() = default;
-
-  virtual Result<std::optional<BlobInfo>> Stat(const BlobDigest& digest) = 0;
-  // Bytes of a partially stored blob (0 when none).
-  virtual Result<uint64_t> PartialBytes(const BlobDigest& digest) = 0;
-  virtual Status ForEachBlob(const std::function<Status(const BlobInfo&)>& fn) = 0;
-
+  // ---- blobs ----
   // REQUIRES: the blob is not visible yet. Resumes a partial blob recorded for `digest`
   // if its size matches.
   virtual Result<std::unique_ptr<BlobWriter>> OpenWriter(const BlobDigest& digest, uint64_t size,
                                                          const std::string& media_type) = 0;
+  // Bytes of a partially stored blob (0 when none).
+  virtual Result<uint64_t> PartialBytes(const BlobDigest& digest) = 0;
+  virtual Status ForEachBlob(const std::function<Status(const BlobInfo&)>& fn) = 0;
 
-  // Streams bytes [offset, offset+length) of a visible blob to `sink`. Every chunk is verified
-  // against the digest recorded at write time before it reaches the sink: corrupt bytes are
-  // reported (kCorrupt naming blob and offset), never passed on.
-  virtual Status Read(const BlobDigest& digest, uint64_t offset, uint64_t length,
-                      const ReadSink& sink) = 0;
-
-  // ---- Piece-wise assembly (peer-to-peer): the chunks of a blob arrive in any order ----
-  // A blob being assembled has a partial record listing which chunks ("pieces") it holds; piece
-  // i is bytes [i*chunk_size(), min(size, (i+1)*chunk_size())). Pieces become durable at the next
-  // Sync(); a crash loses only pieces stored after the last Sync().
-  //
-  // Stores piece `index` (exactly its bytes, already verified by the caller against the piece
-  // hash it trusts). Idempotent. kInvalidArgument on a wrong index or length; a blob that is
-  // already visible: OK, nothing written. A blob with a sequential partial record (a stopped
-  // ingest) keeps the chunks that record holds, as pieces.
-  virtual Status PutPiece(const BlobDigest& digest, uint64_t size, const std::string& media_type,
-                          uint32_t index, std::span<const uint8_t> bytes) = 0;
-  // Which pieces of the blob the store holds (every one for a visible blob; those of a partial
-  // record, sequential or piece-wise, when its size matches; none otherwise).
-  virtual Result<std::vector<bool>> HeldPieces(const BlobDigest& digest, uint64_t size) = 0;
-  // Every piece held: reads them in order and checks the blob's SHA-256. OK: the blob is visible
-  // after the next Sync(). kIncomplete when pieces are missing; kCorrupt (naming the digest the
-  // bytes hash to) when they do not match, and the held pieces are forgotten.
-  virtual Status CompletePieces(const BlobDigest& digest) = 0;
-  // The plain bytes of piece `index` of a visible blob or of a held piece of a blob being
-  // assembled, verified against the chunk hash recorded when it was stored.
-  virtual Status ReadPiece(const BlobDigest& digest, uint32_t index, std::vector<uint8_t>& out) = 0;
-  virtual uint32_t chunk_size() const = 0;
-
-  // The durability point (see top of file).
-  virtual Status Sync() = 0;
-
-  virtual Status PutRelease(const StoredRelease& release,
-                            const std::vector<BlobDigest>& needed_blobs) = 0;
-  // Records that an ingest of `release` is under way (some volumes still to come): gc keeps the
-  // blobs it needs until PutRelease() of the same release (or gc with drop_partials).
+  // ---- releases ----
+  virtual Status PutRelease(const StoredRelease& release) = 0;
+  // Records that an ingest or a fetch of `release` is under way: gc keeps the blobs it needs
+  // until PutRelease() of the same release (or gc with drop_partials).
   virtual Status KeepPending(const StoredRelease& release) = 0;
   virtual Result<std::optional<StoredRelease>> GetRelease(const ReleaseId& id) = 0;
   virtual Result<std::vector<StoredRelease>> ListReleases() = 0;
 
+  // ---- maintenance ----
   // Rechecks every blob byte against its digests and every release against its blobs.
   virtual Result<FsckReport> Fsck(const std::function<void(uint64_t bytes)>& progress) = 0;
   // Makes a blob invisible (its chunks go at the next gc), e.g. one fsck found corrupt, so that
@@ -152,19 +111,22 @@ class BlobStore {
   // Removes blobs no pinned or pending release needs, and orphaned chunks; with drop_partials
   // also half-stored blobs and pending releases.
   virtual Result<GcStats> CollectGarbage(bool drop_partials) = 0;
-
-  // Test hook (fault injection): flips one stored byte of chunk `chunk_index` of a blob.
-  virtual Status CorruptForTest(const BlobDigest& digest, uint32_t chunk_index) = 0;
 };
+
+// Release records written before they listed their blobs (gapsync up to eae3f3c) hold only the
+// signed manifest. Given this, the store fills in each such record's blob list once, when it is
+// opened: the blob digests of a manifest, read by the module that knows the bundle format.
+using ManifestBlobsFn = std::function<Result<std::vector<BlobDigest>>(std::string_view manifest)>;
 
 struct RocksDbOptions {
   uint32_t chunk_size = 1 << 20;
   bool compression = true;  // zstd per chunk where it saves at least 1/8
+  // Needed only for a store with such old records; without it, opening one fails (kInvalidArgument).
+  ManifestBlobsFn manifest_blobs;
 };
 
 // Opens (creating if missing) a RocksDB store at `path`.
-Result<std::unique_ptr<BlobStore>> OpenRocksDbStore(const std::string& path,
-                                                    const RocksDbOptions& options = {});
+Result<std::unique_ptr<BlobStore>> OpenRocksDbStore(const std::string& path, const RocksDbOptions& options = {});
 // An in-memory store with the same contract (tests, tools).
 std::unique_ptr<BlobStore> NewMemoryStore(uint32_t chunk_size = 1 << 20);
 

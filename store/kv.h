@@ -40,8 +40,6 @@ class Kv {
   virtual Status DeleteChunkRange(std::string_view begin, std::string_view end) = 0;
   // Reclaims space after deletions (may be a no-op).
   virtual Status Compact() = 0;
-  // Test hook: overwrite a chunk value as it is stored, bypassing every check.
-  virtual Status RawPutChunkForTest(std::string_view key, std::string_view value) = 0;
 };
 
 std::unique_ptr<Kv> NewMemoryKv();

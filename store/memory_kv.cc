@@ -65,9 +65,6 @@ class MemoryKv final : public Kv {
     return OkStatus();
   }
   Status Compact() override { return OkStatus(); }
-  Status RawPutChunkForTest(std::string_view key, std::string_view value) override {
-    return PutChunk(key, value, "");
-  }
 
  private:
   std::map<std::string, std::string>& Map(Space s) { return maps_[static_cast<size_t>(s)]; }

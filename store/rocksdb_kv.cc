@@ -180,11 +180,6 @@ class RocksDbKv final : public Kv {
     return OkStatus();
   }
 
-  Status RawPutChunkForTest(std::string_view key, std::string_view value) override {
-    GS_RETURN_IF_ERROR(PutChunk(key, value, ""));
-    return FlushChunks();
-  }
-
  private:
   explicit RocksDbKv(std::string path) : path_(std::move(path)) {}
   rocksdb::ColumnFamilyHandle* Cf(Space s) { return cf_[static_cast<size_t>(s)]; }

@@ -283,9 +283,9 @@ TEST(ReleaseDigest, IndependentOfVolumeLayout) {
   auto a = GoodManifest();
   auto b = GoodManifest();
   b.mutable_volumes(0)->set_name("volume-0009.gsv");
-  EXPECT_EQ(ReleaseDigest(a.release()), ReleaseDigest(b.release()));
+  EXPECT_EQ(DigestOfRelease(a.release()), DigestOfRelease(b.release()));
   b.mutable_release()->set_version("1.0.1");
-  EXPECT_NE(ReleaseDigest(a.release()), ReleaseDigest(b.release()));
+  EXPECT_NE(DigestOfRelease(a.release()), DigestOfRelease(b.release()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -509,7 +509,7 @@ TEST_F(BundleRoundTrip, CreateLoadVerifyIngest) {
   ASSERT_TRUE(rel->has_value());
   EXPECT_EQ((*rel)->manifest, b->manifest_bytes);
   EXPECT_EQ((*rel)->signature, b->signature);
-  EXPECT_EQ((*rel)->release_digest, b->release_digest.str());
+  EXPECT_EQ((*rel)->release_digest, b->release_digest);
   EXPECT_TRUE((*rel)->pinned);
   EXPECT_EQ(StoredBytes(*store, Sha256::Of(tool)), tool);
   auto fsck = store->Fsck(nullptr);

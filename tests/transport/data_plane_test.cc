@@ -2,6 +2,8 @@
 // store to another (plain TCP and mutual TLS), and a peer that uploads corrupt bytes.
 #include "transport/data_plane.h"
 
+#include "store/blob_store.h"
+
 #include <gtest/gtest.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -25,7 +27,8 @@ namespace gapsync::transport {
 namespace {
 
 constexpr uint32_t kMiB = 1 << 20;
-const std::string kRelease = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const ReleaseDigest kRelease = ReleaseDigest::Parse("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef").value();
+const ReleaseDigest kOtherRelease = ReleaseDigest::Parse("sha256:" + std::string(64, 'f')).value();
 
 // One logger per name (a node of a test); DP_TEST_DEBUG=1 in the environment logs at debug level.
 std::shared_ptr<spdlog::logger> Log(const std::string& name = "data-plane-test") {
@@ -48,38 +51,22 @@ BlobDigest DigestOf(const std::vector<uint8_t>& bytes) {
   return h.Finish();
 }
 
-// A store passing every call to another one; the test stores below change one call.
-class ForwardingStore : public store::BlobStore {
+// The data plane's view of a store passing every call to another one; the test stores below
+// change one call.
+class ForwardingStore : public store::PieceStore {
  public:
-  explicit ForwardingStore(store::BlobStore& s) : s_(s) {}
-  Result<std::optional<store::BlobInfo>> Stat(const BlobDigest& d) override { return s_.Stat(d); }
-  Result<uint64_t> PartialBytes(const BlobDigest& d) override { return s_.PartialBytes(d); }
-  Status ForEachBlob(const std::function<Status(const store::BlobInfo&)>& fn) override { return s_.ForEachBlob(fn); }
-  Result<std::unique_ptr<store::BlobWriter>> OpenWriter(const BlobDigest& d, uint64_t size, const std::string& mt) override {
-    return s_.OpenWriter(d, size, mt);
-  }
-  Status Read(const BlobDigest& d, uint64_t off, uint64_t len, const store::ReadSink& sink) override {
-    return s_.Read(d, off, len, sink);
-  }
+  explicit ForwardingStore(store::PieceStore& s) : s_(s) {}
+  uint32_t chunk_size() const override { return s_.chunk_size(); }
   Status PutPiece(const BlobDigest& d, uint64_t size, const std::string& mt, uint32_t i, std::span<const uint8_t> b) override {
     return s_.PutPiece(d, size, mt, i, b);
   }
-  Result<std::vector<bool>> HeldPieces(const BlobDigest& d, uint64_t size) override { return s_.HeldPieces(d, size); }
+  Result<store::PiecesHeld> HeldPieces(const BlobDigest& d, uint64_t size) override { return s_.HeldPieces(d, size); }
   Status CompletePieces(const BlobDigest& d) override { return s_.CompletePieces(d); }
   Status ReadPiece(const BlobDigest& d, uint32_t i, std::vector<uint8_t>& out) override { return s_.ReadPiece(d, i, out); }
-  uint32_t chunk_size() const override { return s_.chunk_size(); }
   Status Sync() override { return s_.Sync(); }
-  Status PutRelease(const store::StoredRelease& r, const std::vector<BlobDigest>& n) override { return s_.PutRelease(r, n); }
-  Status KeepPending(const store::StoredRelease& r) override { return s_.KeepPending(r); }
-  Result<std::optional<store::StoredRelease>> GetRelease(const store::ReleaseId& id) override { return s_.GetRelease(id); }
-  Result<std::vector<store::StoredRelease>> ListReleases() override { return s_.ListReleases(); }
-  Result<store::FsckReport> Fsck(const std::function<void(uint64_t)>& p) override { return s_.Fsck(p); }
-  Status DropBlob(const BlobDigest& d) override { return s_.DropBlob(d); }
-  Result<store::GcStats> CollectGarbage(bool drop) override { return s_.CollectGarbage(drop); }
-  Status CorruptForTest(const BlobDigest& d, uint32_t i) override { return s_.CorruptForTest(d, i); }
 
  protected:
-  store::BlobStore& s_;
+  store::PieceStore& s_;
 };
 
 // A store that holds pieces and claims to complete a blob from them without checking or
@@ -166,7 +153,7 @@ class DataPlaneTest : public ::testing::Test {
   };
   DataPlaneCallbacks Callbacks(Done& done) {
     DataPlaneCallbacks cb;
-    cb.blob_done = [&done](const std::string&, const BlobDigest& d) {
+    cb.blob_done = [&done](const ReleaseDigest&, const BlobDigest& d) {
       std::lock_guard lock(done.mu);
       done.blobs.insert(d);
       done.cv.notify_all();
@@ -195,8 +182,8 @@ class DataPlaneTest : public ::testing::Test {
     }
     pair->seed = std::move(seed).value();
     pair->leech = std::move(leech).value();
-    if (!pair->seed->Add("r@1", "r@1", layout_, info.value()).ok() ||
-        !pair->leech->Add("r@1", "r@1", layout_, info.value()).ok()) {
+    if (!pair->seed->Add(kRelease, "r@1", layout_, info.value()).ok() ||
+        !pair->leech->Add(kRelease, "r@1", layout_, info.value()).ok()) {
       ADD_FAILURE() << "adding the release failed";
       return nullptr;
     }
@@ -269,10 +256,10 @@ TEST_F(DataPlaneTest, TorrentInfoIsDeterministicAndCheckedAgainstTheLayout) {
   EXPECT_EQ(info.value(), again.value());
   EXPECT_TRUE(CheckTorrentInfo(info.value(), layout_, "", kRelease).ok());
   // Another release with the same blobs is another torrent.
-  auto other = BuildTorrentInfo(*a, layout_, "", "sha256:other");
+  auto other = BuildTorrentInfo(*a, layout_, "", kOtherRelease);
   ASSERT_TRUE(other.ok());
   EXPECT_NE(other.value(), info.value());
-  EXPECT_FALSE(CheckTorrentInfo(info.value(), layout_, "", "sha256:other").ok());
+  EXPECT_FALSE(CheckTorrentInfo(info.value(), layout_, "", kOtherRelease).ok());
   // Another TLS root, another blob size, a missing piece hash, garbage: all refused.
   EXPECT_FALSE(CheckTorrentInfo(info.value(), layout_, "-----BEGIN CERTIFICATE-----", kRelease).ok());
   auto specs = specs_;
@@ -299,9 +286,9 @@ TEST_F(DataPlaneTest, ReleaseMovesBetweenTwoStoresOverPlainTcp) {
   ASSERT_TRUE(seed.ok()) << seed.error().message;
   auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
   ASSERT_TRUE(leech.ok()) << leech.error().message;
-  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
-  EXPECT_EQ(seed.value()->Add("r@1", "r@1", layout_, info.value()).error().code, Errc::kConflict);
-  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(seed.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
+  EXPECT_EQ(seed.value()->Add(kRelease, "r@1", layout_, info.value()).error().code, Errc::kConflict);
+  ASSERT_TRUE(leech.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
   leech.value()->SetPeers({"not an address", "127.0.0.1:", "127.0.0.1:x",
                            "127.0.0.1:" + std::to_string(seed.value()->port())});
   ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
@@ -362,7 +349,7 @@ TEST_F(DataPlaneTest, BlobsAreReportedAsSoonAsTheyAreDurable) {
   DataPlaneOptions o;
   o.listen_host = "127.0.0.1";
   o.tls = false;
-  o.sync_interval_ms = 120000;
+  o.sync_interval = std::chrono::minutes(2);
   auto pair = StartPair(o, "");
   ASSERT_TRUE(pair);
   EXPECT_TRUE(pair->leech_done.WaitFor(specs_.size(), std::chrono::seconds(60)))
@@ -393,20 +380,20 @@ TEST_F(DataPlaneTest, ReleaseMovesOverMutualTlsAndAForeignCertificateGetsNothing
   ASSERT_TRUE(seed.ok()) << seed.error().message;
   auto info = BuildTorrentInfo(*a, layout_, seed.value()->tls_root_pem(), kRelease);
   ASSERT_TRUE(info.ok());
-  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(seed.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
   const std::string seed_addr = "127.0.0.1:" + std::to_string(seed.value()->port());
 
   // A node of another cluster (its own CA): it may even hold the right torrent, it gets no byte.
   o.tls_files = {rogue->ca_cert, rogue->cert, rogue->key};
   auto outsider = DataPlane::Start(*c, o, Callbacks(done_c), Log());
   ASSERT_TRUE(outsider.ok());
-  ASSERT_TRUE(outsider.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(outsider.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
   outsider.value()->SetPeers({seed_addr});
 
   o.tls_files = {n2->ca_cert, n2->cert, n2->key};
   auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log());
   ASSERT_TRUE(leech.ok());
-  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(leech.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
   leech.value()->SetPeers({seed_addr});
   ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
   leech.value()->Stop();
@@ -421,7 +408,7 @@ TEST_F(DataPlaneTest, ReleaseMovesOverMutualTlsAndAForeignCertificateGetsNothing
   for (const auto& s : specs_) {
     auto held = c->HeldPieces(s.digest, s.size);
     ASSERT_TRUE(held.ok());
-    for (bool h : held.value()) EXPECT_FALSE(h);
+    for (bool h : held->pieces) EXPECT_FALSE(h);
   }
 }
 
@@ -446,7 +433,7 @@ TEST_F(DataPlaneTest, SeedDealsEachPieceAboutOnceAndReceiversForwardTheRest) {
   Done done_seed;
   auto seed = DataPlane::Start(*a, o, Callbacks(done_seed), Log());
   ASSERT_TRUE(seed.ok());
-  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(seed.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
   std::vector<std::string> addrs{"127.0.0.1:" + std::to_string(seed.value()->port())};
   std::vector<std::unique_ptr<store::BlobStore>> stores;
   std::vector<std::unique_ptr<Done>> done;
@@ -456,7 +443,7 @@ TEST_F(DataPlaneTest, SeedDealsEachPieceAboutOnceAndReceiversForwardTheRest) {
     done.push_back(std::make_unique<Done>());
     auto r = DataPlane::Start(*stores.back(), o, Callbacks(*done.back()), Log());
     ASSERT_TRUE(r.ok());
-    ASSERT_TRUE(r.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+    ASSERT_TRUE(r.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
     addrs.push_back("127.0.0.1:" + std::to_string(r.value()->port()));
     receivers.push_back(std::move(r).value());
   }
@@ -503,9 +490,9 @@ TEST_F(DataPlaneTest, UploadsGoOnWhileABlobIsBeingChecked) {
     GatedCompletion& gate;
     ~OpenOnExit() { gate.Open(); }
   } open_on_exit{b};
-  ASSERT_TRUE(seed.value()->Add("r@1", "r@1", layout_, info.value()).ok());
-  ASSERT_TRUE(middle.value()->Add("r@1", "r@1", layout_, info.value()).ok());
-  ASSERT_TRUE(last.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(seed.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(middle.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(last.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
   middle.value()->SetPeers({"127.0.0.1:" + std::to_string(seed.value()->port())});
   last.value()->SetPeers({"127.0.0.1:" + std::to_string(middle.value()->port())});
   ASSERT_TRUE(b.WaitUntilSomeCheckWaits(std::chrono::seconds(60))) << "B never held a whole blob";
@@ -542,8 +529,8 @@ TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   o.corrupt_uploads_for_test = false;
   auto leech = DataPlane::Start(*b, o, Callbacks(done_b), Log("leech"));
   ASSERT_TRUE(leech.ok());
-  ASSERT_TRUE(liar.value()->Add("r@1", "r@1", layout_, info.value()).ok());
-  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(liar.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(leech.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
   leech.value()->SetPeers({"127.0.0.1:" + std::to_string(liar.value()->port())});
   // Wait until the leech has received (and rejected) a piece from the liar.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -557,7 +544,7 @@ TEST_F(DataPlaneTest, CorruptUploaderIsRejectedAndAHealthyPeerFinishes) {
   // A healthy peer joins: everything arrives from it, and every byte verifies.
   auto healthy = DataPlane::Start(*c, o, Callbacks(done_c), Log("healthy"));
   ASSERT_TRUE(healthy.ok());
-  ASSERT_TRUE(healthy.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(healthy.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
   leech.value()->SetPeers({"127.0.0.1:" + std::to_string(liar.value()->port()),
                            "127.0.0.1:" + std::to_string(healthy.value()->port())});
   ASSERT_TRUE(done_b.WaitFor(3, std::chrono::seconds(60))) << "blobs done: " << done_b.blobs.size();
@@ -597,15 +584,15 @@ TEST_F(DataPlaneTest, PiecesThatMatchALyingTorrentButNotTheBlobDigestAreNeverVis
   auto liar = DataPlane::Start(liar_view, o, Callbacks(done_liar), Log());
   ASSERT_TRUE(liar.ok());
   auto cb = Callbacks(done_b);
-  cb.failed = [&](const std::string&, const Error& e) {
+  cb.failed = [&](const ReleaseDigest&, const Error& e) {
     std::lock_guard lock(mu);
     failure = e;
     cv.notify_all();
   };
   auto leech = DataPlane::Start(*b, o, cb, Log());
   ASSERT_TRUE(leech.ok());
-  ASSERT_TRUE(liar.value()->Add("r@1", "r@1", layout_, info.value()).ok());
-  ASSERT_TRUE(leech.value()->Add("r@1", "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(liar.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
+  ASSERT_TRUE(leech.value()->Add(kRelease, "r@1", layout_, info.value()).ok());
   leech.value()->SetPeers({"127.0.0.1:" + std::to_string(liar.value()->port())});
   {
     std::unique_lock lock(mu);
@@ -613,8 +600,8 @@ TEST_F(DataPlaneTest, PiecesThatMatchALyingTorrentButNotTheBlobDigestAreNeverVis
   }
   EXPECT_EQ(failure->code, Errc::kCorrupt) << failure->message;
   EXPECT_TRUE(done_b.blobs.empty());
-  leech.value()->Remove("r@1");
-  EXPECT_FALSE(leech.value()->Has("r@1"));
+  leech.value()->Remove(kRelease);
+  EXPECT_FALSE(leech.value()->Has(kRelease));
   leech.value()->Stop();
   liar.value()->Stop();
   for (const auto& s : specs_) {

@@ -16,7 +16,7 @@ namespace gapsync::transport {
 namespace {
 
 constexpr uint32_t kMiB = 1 << 20;
-const std::string kRelease = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const ReleaseDigest kRelease = ReleaseDigest::Parse("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef").value();
 // Any text stands for the CA certificate: the dictionary carries it as it is.
 const std::string kCaPem = "-----BEGIN CERTIFICATE-----\nMIIBgolden\n-----END CERTIFICATE-----\n";
 
