@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
+bash tests/check_includes.sh  # no #include points up the module order
 
 if [ "${GAPSYNC_SANITIZE:-0}" = 1 ]; then
   build=build-asan

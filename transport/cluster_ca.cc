@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "proto/files.h"
+#include "proto/ids.h"
 
 namespace gapsync::transport {
 namespace {
@@ -120,15 +121,6 @@ Status MakeDir(const std::string& dir) {
 
 }  // namespace
 
-bool IsValidNodeName(const std::string& name) {
-  if (name.empty() || name.size() > 63 || name[0] == '.' || name[0] == '-') return false;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return name.find("..") == std::string::npos;
-}
-
 Result<CaFiles> InitCa(const std::string& dir, const std::string& name, int valid_days) {
   GS_RETURN_IF_ERROR(MakeDir(dir));
   CaFiles files{dir + "/ca.key", dir + "/ca.crt"};
@@ -151,7 +143,7 @@ Result<CaFiles> InitCa(const std::string& dir, const std::string& name, int vali
 
 Result<NodeFiles> IssueNodeCertificate(const std::string& ca_dir, const std::string& node, const std::string& out_dir,
                                        int valid_days) {
-  if (!IsValidNodeName(node)) {
+  if (!NodeName::IsValid(node)) {
     return MakeError(Errc::kInvalidArgument, "node name \"" + node + "\": use 1-63 of a-z 0-9 - . (like a host name)");
   }
   GS_ASSIGN_OR_RETURN(auto ca_key, ReadKey(ca_dir + "/ca.key"));

@@ -38,7 +38,5 @@ Result<NodeFiles> IssueNodeCertificate(const std::string& ca_dir, const std::str
 // the node name (CN). Used by tools and tests; TLS connections do the same check in OpenSSL.
 Result<std::string> VerifyNodeCertificate(const std::string& ca_cert_path, const std::string& cert_pem_path);
 
-// Node names: 1-63 of a-z 0-9 - . (a DNS label-ish name, also a file name).
-bool IsValidNodeName(const std::string& name);
 
 }  // namespace gapsync::transport

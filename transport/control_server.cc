@@ -10,6 +10,7 @@
 #include <set>
 
 #include "proto/frame.h"
+#include "proto/ids.h"
 #include "transport/address.h"
 #include "transport/cluster_ca.h"
 
@@ -272,7 +273,7 @@ class ControlServerImpl final : public ControlServer {
   void Learn(const v1::Hello& hello, const std::string& verified_sender) {
     std::lock_guard lock(mu_);
     for (const auto& m : hello.members()) {
-      if (m.node() == o_.node || m.node().empty() || !IsValidNodeName(m.node()) || !ValidAddresses(m)) continue;
+      if (m.node() == o_.node || m.node().empty() || !NodeName::IsValid(m.node()) || !ValidAddresses(m)) continue;
       auto it = members_.find(m.node());
       if (it == members_.end()) {
         if (members_.size() >= kMaxMembers) continue;

@@ -1,6 +1,6 @@
 // agent/bundle.h, agent/keys.h, agent/bundle_writer.h, agent/ingest.h: manifest validation,
 // signing keys, and a full create -> load -> verify -> ingest round trip in one process.
-#include "agent/bundle.h"
+#include "agent/bundle/bundle.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/bundle_writer.h"
-#include "agent/ingest.h"
-#include "agent/keys.h"
+#include "agent/vendor/bundle_writer.h"
+#include "agent/ingest/ingest.h"
+#include "agent/bundle/keys.h"
 #include "proto/sha256.h"
 #include "store/blob_store.h"
 #include "tests/agent/test_util.h"

@@ -1,6 +1,6 @@
 // StreamFileRange: in-order, complete delivery on both the direct path and the read-ahead thread;
 // truncation and sink errors are reported, never lost, and never hang.
-#include "agent/read_ahead.h"
+#include "agent/base/read_ahead.h"
 
 #include <fcntl.h>
 #include <unistd.h>

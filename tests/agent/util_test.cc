@@ -1,5 +1,5 @@
 // agent/util.h: sizes, semantic versions, safe names, small-file I/O.
-#include "agent/util.h"
+#include "agent/base/util.h"
 
 #include <gtest/gtest.h>
 
