@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails on an #include that points up the module order (docs/ARCHITECTURE.md, "Modules"):
-#   proto < store < transport < agent/base < agent/bundle < {agent/vendor, agent/catalog}
+#   proto < store < transport < agent/base < agent/bundle < {agent/pack, agent/catalog}
 #         < {agent/ingest, agent/export} < agent/node < agent/cli < agent/main.cc
 # A file may include its own module and any module of a lower rank; modules of the same rank
 # (siblings) may not include each other. Only project headers ("dir/file.h") are checked.
@@ -14,7 +14,7 @@ rank_of() {  # module of a path -> rank; empty when the path is in no module
     transport/*) echo 2 ;;
     agent/base/*) echo 3 ;;
     agent/bundle/*) echo 4 ;;
-    agent/vendor/* | agent/catalog/*) echo 5 ;;
+    agent/pack/* | agent/catalog/*) echo 5 ;;
     agent/ingest/* | agent/export/*) echo 6 ;;
     agent/node/*) echo 7 ;;
     agent/cli/*) echo 8 ;;

@@ -8,7 +8,7 @@
 #include "agent/bundle/bundle.h"
 #include "agent/cli/commands.h"
 #include "agent/cli/render.h"
-#include "agent/vendor/bundle_writer.h"
+#include "agent/pack/bundle_writer.h"
 
 using nlohmann::json;
 

@@ -1,5 +1,5 @@
 // agent/app_template.h: app.yaml parsing and validation, errors naming file and line.
-#include "agent/vendor/app_template.h"
+#include "agent/pack/app_template.h"
 #include "agent/bundle/bundle.h"
 
 #include <gtest/gtest.h>

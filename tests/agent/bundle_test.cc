@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/vendor/bundle_writer.h"
+#include "agent/pack/bundle_writer.h"
 #include "agent/ingest/ingest.h"
 #include "agent/bundle/keys.h"
 #include "proto/sha256.h"

@@ -21,7 +21,7 @@
 #include "agent/cli/local_api_client.h"
 #include "agent/ingest/ingest.h"
 #include "agent/node/offer_files.h"
-#include "agent/vendor/bundle_writer.h"
+#include "agent/pack/bundle_writer.h"
 #include "store/blob_store.h"
 #include "tests/agent/test_util.h"
 #include "transport/cluster_ca.h"

@@ -1,5 +1,5 @@
 // agent/tar_reader.h: member listing, data offsets, and refusal of names that leave the archive.
-#include "agent/vendor/tar_reader.h"
+#include "agent/pack/tar_reader.h"
 
 #include <gtest/gtest.h>
 

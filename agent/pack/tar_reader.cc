@@ -1,4 +1,4 @@
-#include "agent/vendor/tar_reader.h"
+#include "agent/pack/tar_reader.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

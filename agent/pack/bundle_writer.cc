@@ -1,4 +1,4 @@
-#include "agent/vendor/bundle_writer.h"
+#include "agent/pack/bundle_writer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <map>
 
-#include "agent/vendor/app_template.h"
+#include "agent/pack/app_template.h"
 #include "agent/bundle/bundle.h"
-#include "agent/vendor/image_source.h"
+#include "agent/pack/image_source.h"
 #include "agent/bundle/keys.h"
 #include "agent/base/parallel_hash.h"
 #include "agent/base/progress.h"

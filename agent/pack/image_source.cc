@@ -1,4 +1,4 @@
-#include "agent/vendor/image_source.h"
+#include "agent/pack/image_source.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "agent/vendor/tar_reader.h"
+#include "agent/pack/tar_reader.h"
 #include "agent/base/util.h"
 #include "proto/sha256.h"
 

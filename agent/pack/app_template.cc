@@ -1,4 +1,4 @@
-#include "agent/vendor/app_template.h"
+#include "agent/pack/app_template.h"
 
 #include <yaml-cpp/yaml.h>
 
