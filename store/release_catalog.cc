@@ -47,6 +47,32 @@ Result<std::pair<StoredRelease, bool>> DecodeRelease(std::string_view key, std::
   return std::make_pair(std::move(out), rec.blobs_listed());
 }
 
+// Every record of `space`, decoded, with its key; the first that does not decode stops the scan.
+struct Decoded {
+  std::string key;
+  StoredRelease release;
+  bool blobs_listed = false;
+  v1::ReleaseRecord record;
+};
+Result<std::vector<Decoded>> ScanReleases(Kv& kv, Space space) {
+  std::vector<Decoded> out;
+  Status inner;
+  GS_RETURN_IF_ERROR(kv.Scan(space, "", [&](std::string_view key, std::string_view value) {
+    auto rel = DecodeRelease(key, value);
+    if (!rel.ok()) {
+      inner = rel.error();
+      return false;
+    }
+    Decoded d{std::string(key), std::move(rel).value().first, false, {}};
+    (void)d.record.ParseFromArray(value.data(), static_cast<int>(value.size()));
+    d.blobs_listed = d.record.blobs_listed();
+    out.push_back(std::move(d));
+    return true;
+  }));
+  GS_RETURN_IF_ERROR(inner);
+  return out;
+}
+
 }  // namespace
 
 Status ChunkedStore::PutRelease(const StoredRelease& release) {
@@ -76,51 +102,29 @@ Result<std::optional<StoredRelease>> ChunkedStore::GetRelease(const ReleaseId& i
 }
 
 Result<std::vector<StoredRelease>> ChunkedStore::ListReleases(Space space) {
+  GS_ASSIGN_OR_RETURN(auto records, ScanReleases(*kv_, space));
   std::vector<StoredRelease> out;
-  Status inner;
-  GS_RETURN_IF_ERROR(kv_->Scan(space, "", [&](std::string_view key, std::string_view value) {
-    auto rel = DecodeRelease(key, value);
-    if (!rel.ok()) {
-      inner = rel.error();
-      return false;
-    }
-    out.push_back(std::move(rel).value().first);
-    return true;
-  }));
-  GS_RETURN_IF_ERROR(inner);
+  for (auto& r : records) out.push_back(std::move(r.release));
   return out;
 }
 
 Status ChunkedStore::UpgradeReleaseRecords(const ManifestBlobsFn& manifest_blobs) {
   std::vector<KvOp> ops;
   for (const Space space : {Space::kReleases, Space::kPending}) {
-    std::vector<std::pair<std::string, std::string>> old;  // key, value
-    Status inner;
-    GS_RETURN_IF_ERROR(kv_->Scan(space, "", [&](std::string_view key, std::string_view value) {
-      auto rel = DecodeRelease(key, value);
-      if (!rel.ok()) {
-        inner = rel.error();
-        return false;
-      }
-      if (!rel->second) old.emplace_back(std::string(key), std::string(value));
-      return true;
-    }));
-    GS_RETURN_IF_ERROR(inner);
-    for (const auto& [key, value] : old) {
-      auto rel = DecodeRelease(key, value).value().first;
-      const std::string what = std::string(space == Space::kPending ? "pending release " : "release ") + rel.id.str();
+    GS_ASSIGN_OR_RETURN(auto records, ScanReleases(*kv_, space));
+    for (auto& r : records) {
+      if (r.blobs_listed) continue;
+      const std::string what = std::string(space == Space::kPending ? "pending release " : "release ") + r.release.id.str();
       if (!manifest_blobs) {
         return MakeError(Errc::kInvalidArgument, "store: " + what + " was written by an older gapsync and lists no blobs; "
                                                  "open the store with the gapsync command or agent (which can read its manifest)");
       }
-      auto blobs = manifest_blobs(rel.manifest);
+      auto blobs = manifest_blobs(r.release.manifest);
       if (!blobs.ok()) return MakeError(Errc::kCorrupt, "store: " + what + ": " + blobs.error().message);
-      rel.blobs = std::move(blobs).value();
-      v1::ReleaseRecord rec;
-      (void)rec.ParseFromString(value);  // keeps every field as it was, pinned included
-      for (const auto& d : rel.blobs) rec.add_blob_digests(d.raw().data(), d.raw().size());
-      rec.set_blobs_listed(true);
-      ops.push_back(KvOp{space, key, rec.SerializeAsString()});
+      // Every other field stays as it was, pinned included.
+      for (const auto& d : blobs.value()) r.record.add_blob_digests(d.raw().data(), d.raw().size());
+      r.record.set_blobs_listed(true);
+      ops.push_back(KvOp{space, r.key, r.record.SerializeAsString()});
     }
   }
   if (ops.empty()) return OkStatus();

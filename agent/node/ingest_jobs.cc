@@ -2,20 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/node/local_api_server.h"
+
 namespace asio = boost::asio;
 
 namespace gapsync::agent {
 namespace {
 
-v1::ApiResponse ErrorResponse(const Error& e) {
-  v1::ApiResponse r;
-  r.set_exit_code(e.code == Errc::kIncomplete ? 3 : 1);
-  r.set_error(e.message);
-  return r;
-}
-
 v1::ApiResponse NotStarted(const v1::IngestRequest& req) {
-  return ErrorResponse(MakeError(Errc::kIncomplete, "ingest of " + req.bundle_dir() + " not started: the agent is stopping; run it again"));
+  return ApiError(MakeError(Errc::kIncomplete, "ingest of " + req.bundle_dir() + " not started: the agent is stopping; run it again"));
 }
 
 }  // namespace
@@ -83,7 +78,7 @@ v1::ApiResponse IngestJobs::Run(const v1::IngestRequest& req) {
   auto bundle = LoadBundle(req.bundle_dir(), trusted_);
   if (!bundle.ok()) {
     log_->error("ingest {}: {}", req.bundle_dir(), bundle.error().message);
-    return ErrorResponse(bundle.error());
+    return ApiError(bundle.error());
   }
   uint64_t total = 0;
   for (const auto& b : bundle->manifest.blobs()) total += b.size();

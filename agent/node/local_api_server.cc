@@ -23,16 +23,12 @@ struct LocalApiServer::Conn {
   std::string reply;
 };
 
-namespace {
-
-v1::ApiResponse ErrorResponse(const Error& e) {
+v1::ApiResponse ApiError(const Error& e) {
   v1::ApiResponse r;
   r.set_exit_code(e.code == Errc::kIncomplete ? 3 : 1);
   r.set_error(e.message);
   return r;
 }
-
-}  // namespace
 
 LocalApiServer::LocalApiServer(asio::io_context& loop, std::string socket_path, LocalApiHandlers handlers,
                                std::shared_ptr<spdlog::logger> log)
@@ -128,7 +124,7 @@ void LocalApiServer::ReadRequest(const std::shared_ptr<Conn>& conn) {
       v1::ApiRequest req;
       if (!req.ParseFromString(conn->body)) {
         log_->warn("local API: malformed request");
-        return Reply(conn, ErrorResponse(MakeError(Errc::kInvalidArgument, "malformed request")));
+        return Reply(conn, ApiError(MakeError(Errc::kInvalidArgument, "malformed request")));
       }
       Dispatch(conn, req);
     });
@@ -141,7 +137,7 @@ void LocalApiServer::Dispatch(const std::shared_ptr<Conn>& conn, const v1::ApiRe
     conn->waiting = true;
     return handlers_.ingest(req.ingest(), [this, conn](v1::ApiResponse response) { Reply(conn, response); });
   }
-  Reply(conn, ErrorResponse(MakeError(Errc::kInvalidArgument, "unknown request")));
+  Reply(conn, ApiError(MakeError(Errc::kInvalidArgument, "unknown request")));
 }
 
 void LocalApiServer::Reply(const std::shared_ptr<Conn>& conn, const v1::ApiResponse& response) {

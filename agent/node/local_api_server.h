@@ -23,6 +23,9 @@ class logger;
 
 namespace gapsync::agent {
 
+// The answer to a request that failed: exit code 3 for kIncomplete, else 1, and the one line.
+v1::ApiResponse ApiError(const Error& e);
+
 struct LocalApiHandlers {
   // Must answer at once (the loop thread waits for nothing).
   std::function<v1::ApiResponse()> status;
