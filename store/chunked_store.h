@@ -67,7 +67,8 @@ class ChunkedStore final : public BlobStore {
   Status KeepPending(const StoredRelease& release) override;
   Result<std::optional<StoredRelease>> GetRelease(const ReleaseId& id) override;
   Result<std::vector<StoredRelease>> ListReleases() override { return ListReleases(Space::kReleases); }
-  // Gives every release and pending record that lacks one its blob list (once, at open).
+  // Gives every release and pending record that lacks one its blob list (once, at open). A record
+  // whose manifest does not yield one is left as it is and noted (unlisted_).
   Status UpgradeReleaseRecords(const ManifestBlobsFn& manifest_blobs);
 
   // ---- maintenance (maintenance.cc) ----
@@ -160,6 +161,10 @@ class ChunkedStore final : public BlobStore {
   std::map<BlobDigest, Assembly> assemblies_;
   uint64_t versions_ = 0;
   std::vector<std::unique_ptr<ChunkEncoder>> spare_encoders_;
+  // mu_: old records whose blob list could not be read from their manifest at open ("release
+  // APP@VERSION" or "pending release APP@VERSION" -> why). fsck names them; gc refuses to run
+  // while one would count (it cannot know what they need); rewriting the record clears it.
+  std::map<std::string, std::string> unlisted_;
 };
 
 }  // namespace gapsync::store

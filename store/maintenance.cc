@@ -49,6 +49,12 @@ Result<FsckReport> ChunkedStore::Fsck(const std::function<void(uint64_t)>& progr
   CountAssemblyChunks(chunk_counts);  // pieces not recorded yet are no orphans either
   GS_ASSIGN_OR_RETURN(auto orphans, FindOrphanChunks(chunk_counts));
   report.orphan_chunks = orphans.size();
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [what, why] : unlisted_) {
+      report.problems.push_back("store: " + what + ": " + why + ": which blobs it needs is not known (ingest its bundle again)");
+    }
+  }
   GS_ASSIGN_OR_RETURN(auto releases, ListReleases());
   for (const auto& rel : releases) {
     report.releases_checked++;
@@ -67,6 +73,14 @@ Result<GcStats> ChunkedStore::CollectGarbage(bool drop_partials) {
   if (drop_partials) {
     std::lock_guard lock(mu_);
     assemblies_.clear();  // their records go below
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [what, why] : unlisted_) {
+      if (drop_partials && what.starts_with("pending ")) continue;  // dropped below
+      return MakeError(Errc::kCorrupt, "store: " + what + ": " + why +
+                                           ": gc cannot know which blobs it needs and removes nothing (ingest its bundle again)");
+    }
   }
   GcStats stats;
   std::set<BlobDigest> live;

@@ -84,14 +84,21 @@ Status ChunkedStore::PutRelease(const StoredRelease& release) {
                                               ", which the store does not hold");
     }
   }
-  return kv_->Commit({KvOp{Space::kReleases, ReleaseKey(release.id), EncodeRelease(release).SerializeAsString()},
-                      KvOp{Space::kPending, ReleaseKey(release.id), std::nullopt}});
+  GS_RETURN_IF_ERROR(kv_->Commit({KvOp{Space::kReleases, ReleaseKey(release.id), EncodeRelease(release).SerializeAsString()},
+                                  KvOp{Space::kPending, ReleaseKey(release.id), std::nullopt}}));
+  std::lock_guard lock(mu_);
+  unlisted_.erase("release " + release.id.str());
+  unlisted_.erase("pending release " + release.id.str());
+  return OkStatus();
 }
 
 Status ChunkedStore::KeepPending(const StoredRelease& release) {
   StoredRelease pending = release;
   pending.pinned = false;
-  return kv_->Commit({KvOp{Space::kPending, ReleaseKey(release.id), EncodeRelease(pending).SerializeAsString()}});
+  GS_RETURN_IF_ERROR(kv_->Commit({KvOp{Space::kPending, ReleaseKey(release.id), EncodeRelease(pending).SerializeAsString()}}));
+  std::lock_guard lock(mu_);
+  unlisted_.erase("pending release " + release.id.str());
+  return OkStatus();
 }
 
 Result<std::optional<StoredRelease>> ChunkedStore::GetRelease(const ReleaseId& id) {
@@ -120,7 +127,11 @@ Status ChunkedStore::UpgradeReleaseRecords(const ManifestBlobsFn& manifest_blobs
                                                  "open the store with the gapsync command or agent (which can read its manifest)");
       }
       auto blobs = manifest_blobs(r.release.manifest);
-      if (!blobs.ok()) return MakeError(Errc::kCorrupt, "store: " + what + ": " + blobs.error().message);
+      if (!blobs.ok()) {  // the store still opens: fsck names it, gc waits for it to be mended
+        std::lock_guard lock(mu_);
+        unlisted_[what] = blobs.error().message;
+        continue;
+      }
       // Every other field stays as it was, pinned included.
       for (const auto& d : blobs.value()) r.record.add_blob_digests(d.raw().data(), d.raw().size());
       r.record.set_blobs_listed(true);

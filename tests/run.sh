@@ -9,11 +9,7 @@ bash deploy/install-deps.sh
 bash tests/check_includes.sh  # no #include points up the module order
 
 if [ "${GAPSYNC_SANITIZE:-0}" = 1 ]; then
-  build=build-asan
-  # Matching libtorrent's one known leak (tests/lsan.supp) to the library needs the slow unwinder:
-  # libcrypto has no frame pointers. Every process the tests start inherits these.
-  export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+  build=build-asan  # (sanitizer options of the tests: tests/CMakeLists.txt)
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGAPSYNC_SANITIZE=ON -DGAPSYNC_WERROR=ON >/dev/null
 else
   build=build

@@ -91,7 +91,7 @@ class DataPlaneImpl final : public DataPlane {
 
   Status Add(const ReleaseDigest& release, const std::string& name, const TorrentLayout& layout,
              const std::string& info) override {
-    const std::string what = "release " + (name.empty() ? release.str() : name);
+    const std::string what = "release " + release.str();
     {
       std::lock_guard lock(mu_);
       if (torrents_.count(release)) return MakeError(Errc::kConflict, what + " is already being served");

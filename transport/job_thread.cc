@@ -7,13 +7,14 @@ namespace gapsync::transport {
 
 JobThread::JobThread(int nice) { thread_ = std::thread([this, nice] { Loop(nice); }); }
 
-void JobThread::Submit(std::function<void()> job) {
+bool JobThread::Submit(std::function<void()> job) {
   {
     std::lock_guard lock(mu_);
-    if (stop_) return;
+    if (stop_) return false;
     jobs_.push_back(std::move(job));
   }
   cv_.notify_one();
+  return true;
 }
 
 void JobThread::Stop(bool drain) {

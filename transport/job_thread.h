@@ -19,8 +19,8 @@ class JobThread {
   JobThread(const JobThread&) = delete;
   JobThread& operator=(const JobThread&) = delete;
 
-  // Any thread. Jobs submitted after Stop() are dropped.
-  void Submit(std::function<void()> job);
+  // Any thread. False (and the job dropped) after Stop().
+  bool Submit(std::function<void()> job);
   // Any thread but this one: runs what is queued (drain) or drops it (the job under way
   // finishes either way), then joins. Idempotent.
   void Stop(bool drain);

@@ -107,12 +107,14 @@ void StoreDiskIo::remove_torrent(lt::storage_index_t idx) {
       }
     }
     // Its cached chunks go with it (a later torrent may get its address); its upload counts are
-    // the disk thread's to read.
-    disk_.Submit([this, t = slot] {
+    // the disk thread's to read. At a session's end libtorrent removes its torrents after abort()
+    // stopped the disk thread: then it is done here (nothing else touches them any more).
+    auto forget = [this, t = slot] {
       LogUploads(*t);
       cache_.Forget(t.get());
       if (last_read_torrent_ == t.get()) last_read_torrent_ = nullptr;
-    });
+    };
+    if (!disk_.Submit(forget)) forget();
   }
   slot.reset();
   free_.push_back(idx);
@@ -274,7 +276,6 @@ void StoreDiskIo::ReleaseLocked(size_t n) {
 }
 
 void StoreDiskIo::LogUploads(const ReleaseTorrent& t) {
-  GS_ASSERT_ON(disk_.role());
   const auto& sent = t.disk.blocks_sent;
   std::map<uint32_t, uint32_t> times;
   uint64_t blocks_total = 0;

@@ -112,7 +112,8 @@ class StoreDiskIo final : public lt::disk_interface, public lt::buffer_allocator
   void CompleteBlob(ReleaseTorrent& t, size_t b);
   void Fail(ReleaseTorrent& t, const Error& why);
   // How often each piece went out, in whole pieces (a seed that sends pieces more than once
-  // spends its uplink, the scarcest link, twice). At info level when the torrent goes.
+  // spends its uplink, the scarcest link, twice). At info level when the torrent goes. On the disk
+  // thread, or once it has stopped.
   void LogUploads(const ReleaseTorrent& t);
   // ---- sync thread ----
   void SyncFailed(const Error& why);

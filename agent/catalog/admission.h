@@ -39,10 +39,7 @@ struct Admission {
     kOlder,     // refused: older than a version of the app the node holds
   };
   Verdict verdict = Verdict::kNew;
-  // For a refusal, the end of a line naming the release held that refuses it: kConflict "already
-  // holds APP@VERSION with different content (...)" (after "store" or "this node"), kOlder "holds
-  // APP@VERSION, older than ..." (after the bundle's name).
-  std::string reason;
+  HeldRelease against;  // for a refusal: the release held that refuses it (each source words its own message)
   bool admitted() const { return verdict == Verdict::kNew || verdict == Verdict::kHeld; }
 };
 

@@ -49,6 +49,10 @@ void AddAgentCommands(Cli& cli) {
       cli.exit_code = Fail(MakeError(Errc::kIo, resp->error()));
       return;
     }
+    if (!resp->has_status()) {
+      cli.exit_code = Fail(OlderAgent(s->agent_socket));
+      return;
+    }
     if (s->json) {
       PrintJson(ClusterStatusJson(resp->status()));
     } else {

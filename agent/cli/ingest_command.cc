@@ -39,6 +39,7 @@ int ThroughAgent(const IngestArgs& a) {
   auto resp = CallAgent(a.agent_socket, req);
   if (!resp.ok()) return Fail(resp.error());
   const bool has_report = resp->has_ingest();
+  if (resp->exit_code() == 0 && !has_report) return Fail(OlderAgent(a.agent_socket));
   if (a.json && has_report) PrintJson(IngestReportJson(resp->ingest()));
   if (resp->exit_code() != 0) {
     if (has_report) PrintMoreProblems(resp->ingest());

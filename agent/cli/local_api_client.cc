@@ -35,6 +35,11 @@ bool ReadAll(int fd, void* buf, size_t len) {
 
 }  // namespace
 
+Error OlderAgent(const std::string& socket_path) {
+  return MakeError(Errc::kIo, "the agent at " + socket_path +
+                                  " answered in an older format: it runs an older gapsync than this command; restart it");
+}
+
 Result<v1::ApiResponse> CallAgent(const std::string& socket_path, const v1::ApiRequest& request) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;

@@ -13,4 +13,8 @@ namespace gapsync::agent {
 // Blocking call (the CLI side). kNotFound when no agent listens at `socket_path`.
 Result<v1::ApiResponse> CallAgent(const std::string& socket_path, const v1::ApiRequest& request);
 
+// An answer that succeeded but carries no result: an agent older than this CLI (the package was
+// upgraded while the old agent runs). The error says so.
+Error OlderAgent(const std::string& socket_path);
+
 }  // namespace gapsync::agent

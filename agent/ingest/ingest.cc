@@ -18,9 +18,13 @@ Status CheckAgainstStore(const LoadedBundle& bundle, store::BlobStore& store, co
     case Admission::Verdict::kNew:
       return OkStatus();
     case Admission::Verdict::kConflict:
-      return MakeError(Errc::kConflict, "store " + a.reason);
+      return MakeError(Errc::kConflict, "store already holds " + result.release + " with different content (release " +
+                                            a.against.digest.str() + ", bundle " + bundle.release_digest.str() +
+                                            "): a version is immutable; publish a new version");
     case Admission::Verdict::kOlder:
-      return MakeError(Errc::kConflict, "bundle " + bundle.dir + " " + a.reason);
+      return MakeError(Errc::kConflict, "bundle " + bundle.dir + " holds " + result.release + ", older than " +
+                                            a.against.id.str() +
+                                            " which the store holds: refusing to go back (pass --allow-older to ingest it anyway)");
     case Admission::Verdict::kHeld:
       break;
   }

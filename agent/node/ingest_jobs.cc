@@ -19,12 +19,10 @@ IngestJobs::IngestJobs(asio::io_context& loop, store::BlobStore& store, const st
                        IngestHooks hooks, std::function<void(const LoadedBundle*)> after, std::shared_ptr<spdlog::logger> log)
     : loop_(loop), store_(store), trusted_(trusted), hooks_(std::move(hooks)), after_(std::move(after)), log_(std::move(log)) {}
 
-IngestJobs::~IngestJobs() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
+IngestJobs::~IngestJobs() { Shutdown(); }
+
+void IngestJobs::Shutdown() {
+  Stop();
   if (thread_.joinable()) thread_.join();
 }
 

@@ -42,6 +42,8 @@ class IngestJobs {
   std::optional<v1::IngestProgress> Progress() const;
   // Loop thread: stops the running ingest soon and answers the queued ones.
   void Stop();
+  // Stops and waits for the ingest thread (not on it).
+  void Shutdown();
 
  private:
   void Loop();

@@ -37,6 +37,13 @@ class Node::Parts {
         api_(loop_, config_.api_socket, ApiHandlers(), log_),
         jobs_(loop_, *store_, trusted_, options_.ingest_hooks, [this](const LoadedBundle* b) { AfterIngest(b); }, log_) {}
 
+  // Run() has let everything finish; without it (a Start that failed), the threads that may still
+  // use the parts stop first.
+  ~Parts() {
+    jobs_.Shutdown();
+    work_.Stop();
+  }
+
   Status Start() {
     GS_RETURN_IF_ERROR(api_.Start());
     if (options_.handle_signals) WaitForSignal();
@@ -140,20 +147,36 @@ class Node::Parts {
     cb.failed = [this](const ReleaseDigest& release, const Error& why) {
       asio::post(loop_, [this, release, why] { spread_->Failed(release, why); });
     };
+    GS_RETURN_IF_ERROR(offers_.Prepare());  // at start, before the loop runs: a folder that cannot be made stops it
     GS_ASSIGN_OR_RETURN(data_, transport::DataPlane::Start(*store_, o, std::move(cb), log_));
     spread_ = std::make_unique<Spread>(loop_, work_, *store_, trusted_, offers_, *data_,
-                                       [this](v1::StoreSummary s) { store_summary_ = std::move(s); }, log_);
+                                       [this](std::optional<v1::StoreSummary> s) {
+                                         if (!s) return RefreshStoreSummary();
+                                         store_summary_ = std::move(*s);
+                                       },
+                                       log_);
     return OkStatus();
   }
 
-  // The store summary status answers with: taken on the worker, kept on the loop.
+  // The store summary status answers with: taken on the worker, kept on the loop; one at a time,
+  // and one more if the store changed meanwhile.
   void RefreshStoreSummary() {
+    if (summarizing_) {
+      summarize_again_ = true;
+      return;
+    }
+    summarizing_ = true;
     work_.Run([this] { return SummarizeStore(*store_); },
               [this](Result<v1::StoreSummary> s) {
+                summarizing_ = false;
                 if (s.ok()) {
                   store_summary_ = std::move(s).value();
                 } else {
                   log_->error("reading the store for status: {}", s.error().message);
+                }
+                if (summarize_again_ && !stopping_) {
+                  summarize_again_ = false;
+                  RefreshStoreSummary();
                 }
               });
   }
@@ -190,6 +213,7 @@ class Node::Parts {
   LocalApiServer api_;
   IngestJobs jobs_;
   v1::StoreSummary store_summary_;  // loop thread
+  bool summarizing_ = false, summarize_again_ = false;
   bool stopping_ = false;
   // Declared last, stopped first (Run): the data plane's callbacks post to the loop.
   std::unique_ptr<transport::DataPlane> data_;

@@ -30,6 +30,7 @@ Result<std::optional<KeptOffer>> OfferFiles::Load(const ReleaseDigest& release) 
   v1::KeptOffer kept;
   if (!kept.ParseFromIstream(&in)) return MakeError(Errc::kCorrupt, path + ": unreadable");
   KeptOffer out;
+  out.digest_hex = release.hex();
   out.offer.set_manifest(kept.manifest());
   out.offer.set_signature(kept.signature());
   out.offer.set_torrent_info(kept.torrent_info());

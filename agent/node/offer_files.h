@@ -25,6 +25,7 @@ struct OfferSource {
 };
 
 struct KeptOffer {
+  std::string digest_hex;  // of the release, as the file is named
   v1::Offer offer;
   OfferSource source;
 };

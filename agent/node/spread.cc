@@ -12,8 +12,8 @@ namespace asio = boost::asio;
 namespace gapsync::agent {
 
 Spread::Spread(asio::io_context& loop, BlockingWork& work, store::BlobStore& store, const std::vector<TrustedKey>& trusted,
-               OfferFiles& offers, transport::DataPlane& data, std::function<void(v1::StoreSummary)> store_changed,
-               std::shared_ptr<spdlog::logger> log)
+               OfferFiles& offers, transport::DataPlane& data,
+               std::function<void(std::optional<v1::StoreSummary>)> store_changed, std::shared_ptr<spdlog::logger> log)
     : loop_(loop),
       work_(work),
       store_(store),
@@ -39,7 +39,6 @@ void Spread::Start() {
   };
   work_.Run(
       [this]() -> Result<Found> {
-        GS_RETURN_IF_ERROR(offers_.Prepare());
         GS_ASSIGN_OR_RETURN(auto releases, store_.ListReleases());
         Found f;
         std::set<ReleaseDigest> complete;
@@ -63,14 +62,29 @@ void Spread::Start() {
         return f;
       },
       [this](Result<Found> found) {
+        // Until now members were not asked for anything: what they announce may be held here.
+        started_ = true;
         if (!found.ok()) {
           log_->error("cannot serve this node's releases: {}", found.error().message);
           return;
         }
         for (const auto& p : found->problems) log_->warn("{}", p);
         for (auto& [rel, offer] : found->complete) ServeLocal(std::move(rel), std::move(offer));
-        for (auto& kept : found->fetching) Accept(std::move(kept.offer), kept.source, {});
+        for (auto& kept : found->fetching) {
+          auto digest = ReleaseDigest::Parse("sha256:" + kept.digest_hex);
+          if (digest.ok()) SettingUp(digest.value());
+          Accept(std::move(kept.offer), kept.source, [this, digest](const Status&) {
+            if (digest.ok()) SetUp(digest.value());
+          });
+        }
       });
+}
+
+void Spread::SettingUp(const ReleaseDigest& release) { setting_up_[release]++; }
+
+void Spread::SetUp(const ReleaseDigest& release) {
+  auto it = setting_up_.find(release);
+  if (it != setting_up_.end() && --it->second == 0) setting_up_.erase(it);
 }
 
 void Spread::Stop() {
@@ -106,6 +120,7 @@ Result<v1::Offer> Spread::MakeOffer(const store::StoredRelease& rel) {
 
 void Spread::ServeLocal(store::StoredRelease rel, std::optional<v1::Offer> offer) {
   if (stopping_) return;
+  SettingUp(rel.release_digest);
   auto build = [this, rel]() {
     work_.Run(
         [this, rel]() {
@@ -115,16 +130,19 @@ void Spread::ServeLocal(store::StoredRelease rel, std::optional<v1::Offer> offer
         [this, rel](Result<v1::Offer> built) {
           if (!built.ok()) {
             log_->error("release {}: cannot serve it: {}", rel.id.str(), built.error().message);
+            SetUp(rel.release_digest);
             return;
           }
           Accept(std::move(built).value(), OfferSource::ThisStore(), [this, rel](const Status& st) {
             if (!st.ok()) log_->error("release {}: cannot serve it: {}", rel.id.str(), st.error().message);
+            SetUp(rel.release_digest);
           });
         });
   };
   if (!offer) return build();
-  Accept(std::move(*offer), OfferSource::ThisStore(), [build](const Status& st) {
-    if (!st.ok()) build();
+  Accept(std::move(*offer), OfferSource::ThisStore(), [this, build, digest = rel.release_digest](const Status& st) {
+    if (st.ok()) return SetUp(digest);
+    build();
   });
 }
 
@@ -145,8 +163,11 @@ void Spread::Accept(v1::Offer offer, OfferSource source, std::function<void(cons
         }
         if (!local) {
           auto held = HeldReleases(store_);
-          if (held.ok()) c.held = std::move(held).value();
-          if (!held.ok() && c.status.ok()) c.status = held.error();
+          if (held.ok()) {
+            c.held = std::move(held).value();
+          } else {
+            c.store_status = held.error();
+          }
         }
         c.verified = std::move(verified).value();
         return c;
@@ -179,13 +200,22 @@ void Spread::Admitted(Checked c, v1::Offer offer, OfferSource source, std::funct
     log_->error("release {} from {}: {}", what, source.str(), c.status.error().message);
     return finish(c.status);
   }
+  if (!c.store_status.ok()) {  // this node's store, not the Offer: asked again later
+    log_->error("release {} from {}: {}", what, source.str(), c.store_status.error().message);
+    return finish(MakeError(Errc::kIo, c.store_status.error().message));
+  }
   if (!source.local) {
-    // Releases this node fetches count as held: two versions of one app@version never both come.
+    // Releases this node fetches count as held: two contents of one app@version never both come.
     for (const auto& [d, k] : known_) c.held.push_back({k.release.id, d});
-    const Admission a = Admit({ReleaseId{v.manifest.release().app(), v.manifest.release().version()}, digest,
-                               ReleaseSource::kPeer, false},
-                              c.held);
-    if (a.verdict == Admission::Verdict::kConflict) return refuse(MakeError(Errc::kConflict, "this node " + a.reason));
+    for (const auto& [d, id] : accepting_) c.held.push_back({id, d});
+    const ReleaseId id{v.manifest.release().app(), v.manifest.release().version()};
+    const Admission a = Admit({id, digest, ReleaseSource::kPeer, false}, c.held);
+    if (a.verdict == Admission::Verdict::kConflict) {
+      return refuse(MakeError(Errc::kConflict, "this node holds another release with that name and version (" +
+                                                   a.against.digest.str() + ")"));
+    }
+    // Complete in this node's store already (the torrent was checked against it): served, not fetched.
+    if (a.verdict == Admission::Verdict::kHeld) source = OfferSource::ThisStore();
   }
   Known k;
   k.offer = offer;
@@ -196,22 +226,26 @@ void Spread::Admitted(Checked c, v1::Offer offer, OfferSource source, std::funct
   for (const auto& b : v.manifest.release().blobs()) {
     if (b.size() == 0) empty.push_back(BlobDigest::Parse(b.digest()).value());
   }
-  accepting_.insert(digest);
+  accepting_.emplace(digest, k.release.id);
   // The worker keeps the Offer and the pending record, settles empty blobs and starts the torrent.
   work_.Run(
-      [this, k, empty, local = source.local]() -> std::pair<Status, std::string> {
-        if (!local) {
+      [this, k, empty, signer = v.signer]() -> std::pair<Status, std::string> {
+        const std::string key = k.release.id.str();
+        if (!k.source.local) {
           auto st = offers_.Keep(k.release.release_digest, k.offer, k.source);
           if (st.ok()) st = store_.KeepPending(k.release);
           if (!st.ok()) return {st, ""};
+          log_->info("release {} announced by {} (signed by {}): fetching {} blobs, {} bytes", key, k.source.str(), signer,
+                     k.layout.blobs.size(), k.layout.total_bytes);
         }
         for (const auto& d : empty) (void)store_.CompletePieces(d);
         (void)store_.Sync();
+        if (k.source.local) log_->info("serving release {} ({} blobs, {} bytes)", key, k.layout.blobs.size(), k.layout.total_bytes);
         if (k.layout.num_pieces == 0) return {OkStatus(), ""};
-        auto added = data_.Add(k.release.release_digest, k.release.id.str(), k.layout, k.offer.torrent_info());
+        auto added = data_.Add(k.release.release_digest, key, k.layout, k.offer.torrent_info());
         return {OkStatus(), added.ok() ? "" : added.error().message};
       },
-      [this, k, signer = v.signer, done = std::move(done)](std::pair<Status, std::string> r) mutable {
+      [this, k, done = std::move(done)](std::pair<Status, std::string> r) mutable {
         const ReleaseDigest release = k.release.release_digest;
         const std::string key = k.release.id.str();
         accepting_.erase(release);
@@ -220,13 +254,7 @@ void Spread::Admitted(Checked c, v1::Offer offer, OfferSource source, std::funct
           if (done) done(r.first);
           return;
         }
-        if (k.source.local) {
-          log_->info("serving release {} ({} blobs, {} bytes)", key, k.layout.blobs.size(), k.layout.total_bytes);
-          if (control_) control_->DialAllNow();  // tell every member now, not at the next round
-        } else {
-          log_->info("release {} announced by {} (signed by {}): fetching {} blobs, {} bytes", key, k.source.str(), signer,
-                     k.layout.blobs.size(), k.layout.total_bytes);
-        }
+        if (k.source.local && control_) control_->DialAllNow();  // tell every member now, not at the next round
         if (!r.second.empty()) {
           k.error = r.second;
           log_->error("release {}: {}", key, r.second);
@@ -250,6 +278,7 @@ void Spread::BlobDone(const ReleaseDigest&) {
   for (const auto& [digest, k] : known_) {
     if (!k.complete) CheckComplete(digest);
   }
+  if (store_changed_) store_changed_(std::nullopt);
 }
 
 void Spread::Failed(const ReleaseDigest& release, const Error& why) {
@@ -289,7 +318,7 @@ void Spread::CheckComplete(const ReleaseDigest& release) {
     bool complete = false;
     bool written = false;  // this check wrote the release record
     Status status;
-    v1::StoreSummary summary;
+    std::optional<v1::StoreSummary> summary;  // taken right after the record was written
   };
   work_.Run(
       [this, rel = k.release]() {
@@ -304,7 +333,9 @@ void Spread::CheckComplete(const ReleaseDigest& release) {
           o.status = store_.PutRelease(rel);
           o.written = o.status.ok();
         }
-        if (auto summary = SummarizeStore(store_); summary.ok()) o.summary = std::move(summary).value();
+        if (o.written) {
+          if (auto summary = SummarizeStore(store_); summary.ok()) o.summary = std::move(summary).value();
+        }
         return o;
       },
       [this, release](Outcome o) {
@@ -319,8 +350,10 @@ void Spread::CheckComplete(const ReleaseDigest& release) {
         } else if (o.complete) {
           k2.complete = true;
           k2.error.clear();
-          if (o.written) log_->info("release {} complete: every blob verified ({} bytes)", key, k2.layout.total_bytes);
-          if (store_changed_) store_changed_(std::move(o.summary));
+          if (o.written) {
+            log_->info("release {} complete: every blob verified ({} bytes)", key, k2.layout.total_bytes);
+            if (store_changed_) store_changed_(std::move(o.summary));
+          }
           return;
         }
         if (k2.check_again) {
@@ -386,8 +419,8 @@ transport::ControlHooks Spread::Hooks() {
   // What this node does not know yet, from a member it may ask.
   auto wanted = [this](const std::string& node, const v1::ReleaseState& r) -> std::optional<ReleaseDigest> {
     auto d = ReleaseDigest::Parse(r.release_digest());
-    if (!r.offered() || !d.ok() || known_.count(d.value()) || accepting_.count(d.value()) || Asking(d.value()) ||
-        Refused(node, d.value())) {
+    if (!started_ || !r.offered() || !d.ok() || known_.count(d.value()) || accepting_.count(d.value()) ||
+        setting_up_.count(d.value()) || Asking(d.value()) || Refused(node, d.value())) {
       return std::nullopt;
     }
     return d.value();

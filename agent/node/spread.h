@@ -43,16 +43,18 @@ namespace gapsync::agent {
 
 class Spread {
  public:
-  // `store_changed`: a release became complete here; called on the loop with the store's summary
-  // taken right after.
+  // `store_changed`: on the loop, when the store changed: with its summary taken right after a
+  // release record was written (so that a status showing the release complete lists it in the
+  // store too), without one when blobs arrived (the owner takes one when it can).
   Spread(boost::asio::io_context& loop, BlockingWork& work, store::BlobStore& store, const std::vector<TrustedKey>& trusted,
-         OfferFiles& offers, transport::DataPlane& data, std::function<void(v1::StoreSummary)> store_changed,
-         std::shared_ptr<spdlog::logger> log);
+         OfferFiles& offers, transport::DataPlane& data,
+         std::function<void(std::optional<v1::StoreSummary>)> store_changed, std::shared_ptr<spdlog::logger> log);
 
   // The control plane, once it runs (it is made with Hooks()): dialled when a release becomes
   // available here, and the source of the data plane's peers.
   void SetControl(transport::ControlServer* control);
   // Serves every complete release of the store and resumes every fetch whose Offer is kept.
+  // REQUIRES: the offers folder exists (OfferFiles::Prepare).
   void Start();
   void Stop();
 
@@ -91,6 +93,7 @@ class Spread {
     std::optional<LoadedBundle> verified;
     transport::TorrentLayout layout;
     std::vector<HeldRelease> held;           // the store's complete releases
+    Status store_status;                     // reading them failed (this node's fault, not the Offer's)
   };
 
   // Verifies and admits `offer` from `source`, then serves and fetches it. `done` (may be empty)
@@ -98,6 +101,10 @@ class Spread {
   // Offer is refused for what it is (logged); others (kIo, kNoSpace) when this node could not take
   // it now.
   void Accept(v1::Offer offer, OfferSource source, std::function<void(const Status&)> done);
+  // ServeLocal and resumed fetches: `release` is being set up from this node's own store or
+  // files; members are not asked for it meanwhile.
+  void SettingUp(const ReleaseDigest& release);
+  void SetUp(const ReleaseDigest& release);
   void Admitted(Checked checked, v1::Offer offer, OfferSource source, std::function<void(const Status&)> done);
   // Has the worker check whether every blob of `release` is in the store; writes its release record.
   void CheckComplete(const ReleaseDigest& release);
@@ -113,14 +120,16 @@ class Spread {
   const std::vector<TrustedKey>& trusted_;
   OfferFiles& offers_;
   transport::DataPlane& data_;
-  std::function<void(v1::StoreSummary)> store_changed_;
+  std::function<void(std::optional<v1::StoreSummary>)> store_changed_;
   std::shared_ptr<spdlog::logger> log_;
   transport::ControlServer* control_ = nullptr;
   boost::asio::steady_timer peer_timer_;
   bool stopping_ = false;
+  bool started_ = false;  // what the store holds and the kept Offers are being set up
 
   std::map<ReleaseDigest, Known> known_;
-  std::set<ReleaseDigest> accepting_;                    // admitted, being set up on the worker
+  std::map<ReleaseDigest, ReleaseId> accepting_;         // admitted, being set up on the worker
+  std::map<ReleaseDigest, int> setting_up_;              // from this node's store or kept Offers
   std::map<ReleaseDigest, Error> failed_while_accepting_;
   std::map<ReleaseDigest, std::chrono::steady_clock::time_point> asking_;  // OfferRequests under way
   std::set<std::pair<NodeName, ReleaseDigest>> refused_;  // Offers refused (logged once; not asked again)

@@ -47,22 +47,21 @@ TEST(AdmissionTest, Table) {
   };
   for (const auto& r : rows) {
     const Admission a = Admit({r.id, r.digest, r.source, r.allow_older}, held);
-    EXPECT_EQ(a.verdict, r.verdict) << r.what << ": " << a.reason;
+    EXPECT_EQ(a.verdict, r.verdict) << r.what << " (against " << a.against.id.str() << ")";
     EXPECT_EQ(a.admitted(), r.verdict == V::kNew || r.verdict == V::kHeld) << r.what;
     if (!a.admitted()) {
-      EXPECT_FALSE(a.reason.empty()) << r.what;
+      EXPECT_FALSE(a.against.id.app.empty()) << r.what << ": a refusal names the release that refuses it";
     }
   }
 }
 
 TEST(AdmissionTest, RefusalsNameTheReleaseThatRefusesThem) {
-  const std::vector<HeldRelease> held{{{"shop", "1.2.0"}, D('b')}};
-  auto older = Admit({{"shop", "1.0.0"}, D('d'), kMedia, false}, held);
-  EXPECT_EQ(older.reason, "holds shop@1.0.0, older than shop@1.2.0 which the store holds: refusing to go back "
-                          "(pass --allow-older to ingest it anyway)");
-  auto conflict = Admit({{"shop", "1.2.0"}, D('e'), kPeer, false}, held);
-  EXPECT_NE(conflict.reason.find("already holds shop@1.2.0 with different content (release " + D('b').str()), std::string::npos)
-      << conflict.reason;
+  const std::vector<HeldRelease> held{{{"shop", "1.0.0"}, D('a')}, {{"shop", "1.2.0"}, D('b')}};
+  auto older = Admit({{"shop", "1.1.0"}, D('d'), kMedia, false}, held);
+  EXPECT_EQ(older.against.id, (ReleaseId{"shop", "1.2.0"}));
+  auto conflict = Admit({{"shop", "1.0.0"}, D('e'), kPeer, false}, held);
+  EXPECT_EQ(conflict.against.id, (ReleaseId{"shop", "1.0.0"}));
+  EXPECT_EQ(conflict.against.digest, D('a'));
 }
 
 }  // namespace
