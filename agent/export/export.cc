@@ -18,9 +18,7 @@ using nlohmann::json;
 namespace gapsync::agent {
 
 Result<ReleaseId> ParseReleaseId(const std::string& text) {
-  auto at = text.find('@');
-  if (at == std::string::npos) return MakeError(Errc::kInvalidArgument, "release \"" + text + "\": expected APP@VERSION");
-  ReleaseId id{text.substr(0, at), text.substr(at + 1)};
+  GS_ASSIGN_OR_RETURN(auto id, ReleaseId::Parse(text));
   if (!IsValidAppName(id.app) || !ParseSemVer(id.version)) {
     return MakeError(Errc::kInvalidArgument, "release \"" + text + "\": expected APP@VERSION with a semantic version");
   }
