@@ -1,5 +1,5 @@
-// BlobReader: reading verified blobs out of the store. What the node's registry and `store export`
-// see of the store; implemented by every BlobStore (store/blob_store.h).
+// BlobReader: reading verified blobs out of the store, the view of it a reader needs (the node's
+// registry, next); implemented by every BlobStore (store/blob_store.h).
 //
 // Every byte handed to a ReadSink has been checked against the per-chunk hash recorded when it was
 // stored (and RocksDB's own checksum): corrupt bytes are reported, never passed on.

@@ -2,7 +2,7 @@
 // once, verified on every read; releases are signed manifests whose blobs are all present.
 //
 // Modules that need only part of it see only that part: the data plane a PieceStore
-// (store/piece_store.h), the registry and export a BlobReader (store/blob_reader.h). The store
+// (store/piece_store.h), readers a BlobReader (store/blob_reader.h). The store
 // keeps a release's manifest and signature as bytes it never parses: what a release needs is the
 // blob list it is given (StoredRelease::blobs).
 //
