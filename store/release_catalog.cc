@@ -20,15 +20,24 @@ v1::ReleaseRecord EncodeRelease(const StoredRelease& release) {
   return rec;
 }
 
-// A record under `key` (app '\0' version), with its blob list if it has one.
-Result<std::pair<StoredRelease, bool>> DecodeRelease(std::string_view key, std::string_view value) {
+// A record as stored under `key` (app '\0' version).
+struct Decoded {
+  std::string key;
+  StoredRelease release;
+  bool blobs_listed = false;  // the record lists the release's blobs (not one of eae3f3c's)
+  v1::ReleaseRecord record;
+};
+
+Result<Decoded> DecodeRelease(std::string_view key, std::string_view value) {
   const auto sep = key.find('\0');
-  v1::ReleaseRecord rec;
+  Decoded d;
+  d.key = std::string(key);
+  v1::ReleaseRecord& rec = d.record;
   const std::string shown(key.substr(0, sep));
   if (sep == std::string_view::npos || !rec.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return MakeError(Errc::kCorrupt, "store: unreadable release record (key \"" + shown + "\")");
   }
-  StoredRelease out;
+  StoredRelease& out = d.release;
   out.id = ReleaseId{std::string(key.substr(0, sep)), std::string(key.substr(sep + 1))};
   out.manifest = rec.manifest();
   out.signature = rec.signature();
@@ -44,16 +53,11 @@ Result<std::pair<StoredRelease, bool>> DecodeRelease(std::string_view key, std::
     }
     out.blobs.push_back(BlobDigest::FromRaw(reinterpret_cast<const uint8_t*>(raw.data())));
   }
-  return std::make_pair(std::move(out), rec.blobs_listed());
+  d.blobs_listed = rec.blobs_listed();
+  return d;
 }
 
-// Every record of `space`, decoded, with its key; the first that does not decode stops the scan.
-struct Decoded {
-  std::string key;
-  StoredRelease release;
-  bool blobs_listed = false;
-  v1::ReleaseRecord record;
-};
+// Every record of `space`; the first that does not decode stops the scan.
 Result<std::vector<Decoded>> ScanReleases(Kv& kv, Space space) {
   std::vector<Decoded> out;
   Status inner;
@@ -63,10 +67,7 @@ Result<std::vector<Decoded>> ScanReleases(Kv& kv, Space space) {
       inner = rel.error();
       return false;
     }
-    Decoded d{std::string(key), std::move(rel).value().first, false, {}};
-    (void)d.record.ParseFromArray(value.data(), static_cast<int>(value.size()));
-    d.blobs_listed = d.record.blobs_listed();
-    out.push_back(std::move(d));
+    out.push_back(std::move(rel).value());
     return true;
   }));
   GS_RETURN_IF_ERROR(inner);
@@ -105,7 +106,7 @@ Result<std::optional<StoredRelease>> ChunkedStore::GetRelease(const ReleaseId& i
   GS_ASSIGN_OR_RETURN(auto value, kv_->Get(Space::kReleases, ReleaseKey(id)));
   if (!value) return std::optional<StoredRelease>();
   GS_ASSIGN_OR_RETURN(auto rel, DecodeRelease(ReleaseKey(id), *value));
-  return std::optional<StoredRelease>(std::move(rel.first));
+  return std::optional<StoredRelease>(std::move(rel.release));
 }
 
 Result<std::vector<StoredRelease>> ChunkedStore::ListReleases(Space space) {

@@ -31,6 +31,12 @@ class BlockingWork {
     });
   }
 
+  // Runs `work()` on the worker; nothing comes back to the loop.
+  template <class Work>
+  void Run(Work work) {
+    boost::asio::post(pool_, std::move(work));
+  }
+
   // Waits for the work under way and queued. Not on the worker.
   void Stop() { pool_.join(); }
 

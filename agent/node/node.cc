@@ -82,7 +82,6 @@ class Node::Parts {
   }
 
   uint16_t control_port() const { return control_ ? control_->port() : 0; }
-  uint16_t data_port() const { return data_ ? data_->port() : 0; }
 
  private:
   void WaitForSignal() {
@@ -229,7 +228,6 @@ Status Node::Start() { return parts_->Start(); }
 void Node::Run() { parts_->Run(); }
 void Node::RequestStop() { parts_->RequestStop(); }
 uint16_t Node::control_port() const { return parts_->control_port(); }
-uint16_t Node::data_port() const { return parts_->data_port(); }
 
 Status RunNode(const AgentConfig& config, const NodeOptions& options) {
   auto log = spdlog::stderr_color_mt("agent");

@@ -59,9 +59,8 @@ class Node {
   // Any thread: stops the node as SIGTERM does.
   void RequestStop();
 
-  // After Start (tests): the ports the cluster links listen on.
+  // After Start (tests): the port the control plane listens on.
   uint16_t control_port() const;
-  uint16_t data_port() const;
 
  private:
   class Parts;

@@ -33,7 +33,6 @@ struct KeptOffer {
 class OfferFiles {
  public:
   explicit OfferFiles(std::string dir) : dir_(std::move(dir)) {}
-  const std::string& dir() const { return dir_; }
   std::string PathOf(const ReleaseDigest& release) const;
   // Creates the folder.
   Status Prepare() const;

@@ -297,12 +297,7 @@ void Spread::Failed(const ReleaseDigest& release, const Error& why) {
   if (it->second.source.member) refused_.insert({*it->second.source.member, release});
   data_.Remove(release);
   known_.erase(it);
-  work_.Run(
-      [this, release] {
-        offers_.Remove(release);
-        return 0;
-      },
-      [](int) {});
+  work_.Run([this, release] { offers_.Remove(release); });
 }
 
 void Spread::CheckComplete(const ReleaseDigest& release) {

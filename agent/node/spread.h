@@ -72,9 +72,6 @@ class Spread {
   // cluster CA or data_plane_tls setting makes another torrent), else with a new one.
   void ServeLocal(store::StoredRelease release, std::optional<v1::Offer> offer);
 
-  // Tests: the members whose Offer of a release was refused (not asked for it again).
-  std::set<std::pair<NodeName, ReleaseDigest>> refused() const { return refused_; }
-
  private:
   // A release this node serves or fetches.
   struct Known {
