@@ -14,6 +14,7 @@ PACKAGES=(
   openssl jq e2fsprogs util-linux coreutils
   time zstd
   iproute2 ethtool iputils-ping socat
+  clang-14 libclang-rt-14-dev llvm-14  # fuzzing (libFuzzer) and ThreadSanitizer builds (tests/fuzz, .ci/run)
 )
 
 missing=()

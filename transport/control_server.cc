@@ -13,6 +13,7 @@
 #include "proto/ids.h"
 #include "transport/address.h"
 #include "transport/cluster_ca.h"
+#include "transport/member_table.h"
 
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
@@ -25,8 +26,6 @@ namespace {
 constexpr uint32_t kMaxOfferFrame = 80u << 20;
 // Time to send or receive one Offer: 80 MiB at ~3 MB/s.
 constexpr int kOfferTimeoutMs = 30'000;
-// What one Hello may make a node remember: beyond these, members are ignored (and logged).
-constexpr size_t kMaxMembers = 4096;
 
 // Reads one length-prefixed ControlMessage of at most `max` bytes from `stream` into
 // `header`/`body`, then calls done("", message) or done(reason, {}).
@@ -40,9 +39,9 @@ void ReadMessage(Stream& stream, unsigned char (&header)[4], std::string& body, 
     body.assign(n, '\0');
     asio::async_read(stream, asio::buffer(body), [&body, done](const boost::system::error_code& ec2, size_t) {
       if (ec2) return done(ec2.message(), {});
-      v1::ControlMessage msg;
-      if (!msg.ParseFromString(body)) return done("malformed message", {});
-      done("", msg);
+      auto msg = DecodeControlMessage(body);
+      if (!msg.ok()) return done(msg.error().message, {});
+      done("", msg.value());
     });
   });
 }
@@ -76,7 +75,8 @@ class ControlServerImpl final : public ControlServer {
         ctx_(ssl::context::tls_server),
         client_ctx_(ssl::context::tls_client),
         acceptor_(io),
-        dial_timer_(io) {}
+        dial_timer_(io),
+        members_(o_.node, 3 * o_.dial_interval_ms / 1000 + 1) {}
 
   Status Init() {
     auto cn = VerifyNodeCertificate(o_.tls.ca, o_.tls.cert);
@@ -123,13 +123,8 @@ class ControlServerImpl final : public ControlServer {
   std::vector<MemberState> members() const override {
     std::lock_guard lock(mu_);
     const int64_t now = Now();
-    const int64_t window = 3 * o_.dial_interval_ms / 1000 + 1;
     std::vector<MemberState> out{{self_, true, true, now, {}}};
-    for (const auto& [name, m] : members_) {
-      MemberState st = m;
-      st.reachable = m.last_seen_unix > 0 && now - m.last_seen_unix <= window;
-      out.push_back(st);
-    }
+    for (auto& m : members_.Members(now)) out.push_back(std::move(m));
     return out;
   }
 
@@ -251,18 +246,9 @@ class ControlServerImpl final : public ControlServer {
     return msg;
   }
 
-  // Addresses from a peer are dialled and handed to libtorrent: IPv4:PORT (data address may be
-  // empty), or the member is not taken.
-  static bool ValidAddresses(const v1::Member& m) {
-    return ParseIpv4Endpoint(m.address()).has_value() &&
-           (m.data_address().empty() || ParseIpv4Endpoint(m.data_address()).has_value());
-  }
-
   bool IsReachable(const std::string& node) const {
     std::lock_guard lock(mu_);
-    auto it = members_.find(node);
-    return it != members_.end() && it->second.last_seen_unix > 0 &&
-           Now() - it->second.last_seen_unix <= 3 * o_.dial_interval_ms / 1000 + 1;
+    return members_.IsReachable(node, Now());
   }
 
   static int64_t Now() {
@@ -272,28 +258,13 @@ class ControlServerImpl final : public ControlServer {
   // Merges a Hello: its sender is seen now; the members it lists become known (and dialled).
   void Learn(const v1::Hello& hello, const std::string& verified_sender) {
     std::lock_guard lock(mu_);
-    for (const auto& m : hello.members()) {
-      if (m.node() == o_.node || m.node().empty() || !NodeName::IsValid(m.node()) || !ValidAddresses(m)) continue;
-      auto it = members_.find(m.node());
-      if (it == members_.end()) {
-        if (members_.size() >= kMaxMembers) continue;
-        it = members_.emplace(m.node(), MemberState{}).first;
-      }
-      if (it->second.member.address().empty()) it->second.member = m;
-    }
-    if (!ValidAddresses(hello.self())) {
+    const auto learned = members_.Learn(hello, verified_sender, Now());
+    if (!learned.sender_taken) {
       log_->warn("control plane: node {} announces unusable addresses (\"{}\", \"{}\"); ignored", verified_sender,
                  hello.self().address().substr(0, 64), hello.self().data_address().substr(0, 64));
-      return;
-    }
-    auto& sender = members_[verified_sender];
-    const int64_t now = Now();
-    if (sender.last_seen_unix == 0 || now - sender.last_seen_unix > 3 * o_.dial_interval_ms / 1000 + 1) {
+    } else if (learned.newly_reachable) {
       log_->info("control plane: node {} ({}) is reachable", verified_sender, hello.self().address());
     }
-    sender.member = hello.self();
-    sender.last_seen_unix = now;
-    sender.releases.assign(hello.releases().begin(), hello.releases().end());
   }
 
   // Every dial interval: dial each configured peer and each known member (not ourselves).
@@ -308,9 +279,9 @@ class ControlServerImpl final : public ControlServer {
       std::lock_guard lock(mu_);
       const int64_t now = Now();
       const int64_t quiet = 2 * o_.dial_interval_ms / 1000 + 1;
-      for (const auto& [name, m] : members_) {
+      for (const auto& m : members_.Members(now)) {
         if (m.member.address().empty()) continue;
-        if (all || o_.node < name || now - m.last_seen_unix > quiet) targets.insert(m.member.address());
+        if (all || o_.node < m.member.node() || now - m.last_seen_unix > quiet) targets.insert(m.member.address());
       }
     }
     targets.erase(self_.address());
@@ -433,7 +404,7 @@ class ControlServerImpl final : public ControlServer {
   std::set<std::shared_ptr<Out>> outs_;    // io thread only
   std::set<std::string> dialing_;          // io thread only
   mutable std::mutex mu_;
-  std::map<std::string, MemberState> members_;
+  MemberTable members_;  // guarded by mu_
 };
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "proto/control.pb.h"
 #include "proto/error.h"
 #include "transport/cluster_ca.h"
+#include "transport/member_table.h"
 
 namespace spdlog {
 class logger;
@@ -48,14 +49,6 @@ struct ControlHooks {
   std::function<bool(const v1::Hello& hello)> news;
   // An Offer this node asked `node` for.
   std::function<void(const std::string& node, const v1::OfferRequest& request, const v1::Offer& offer)> offered;
-};
-
-struct MemberState {
-  v1::Member member;
-  bool self = false;
-  bool reachable = false;  // a Hello exchange with it succeeded within 3 dial intervals
-  int64_t last_seen_unix = 0;
-  std::vector<v1::ReleaseState> releases;  // from its last Hello
 };
 
 class ControlServer {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "agent/node/api_request.h"
 #include "proto/frame.h"
 
 namespace asio = boost::asio;
@@ -121,23 +122,20 @@ void LocalApiServer::ReadRequest(const std::shared_ptr<Conn>& conn) {
     conn->body.assign(n, '\0');
     asio::async_read(conn->socket, asio::buffer(conn->body), [this, conn](const boost::system::error_code& ec2, size_t) {
       if (ec2) return Drop(conn);
-      v1::ApiRequest req;
-      if (!req.ParseFromString(conn->body)) {
-        log_->warn("local API: malformed request");
-        return Reply(conn, ApiError(MakeError(Errc::kInvalidArgument, "malformed request")));
+      auto req = DecodeApiRequest(conn->body);
+      if (!req.ok()) {
+        log_->warn("local API: {}", req.error().message);
+        return Reply(conn, ApiError(req.error()));
       }
-      Dispatch(conn, req);
+      Dispatch(conn, req.value());
     });
   });
 }
 
 void LocalApiServer::Dispatch(const std::shared_ptr<Conn>& conn, const v1::ApiRequest& req) {
   if (req.has_status()) return Reply(conn, handlers_.status());
-  if (req.has_ingest()) {
-    conn->waiting = true;
-    return handlers_.ingest(req.ingest(), [this, conn](v1::ApiResponse response) { Reply(conn, response); });
-  }
-  Reply(conn, ApiError(MakeError(Errc::kInvalidArgument, "unknown request")));
+  conn->waiting = true;  // (DecodeApiRequest let only these two through)
+  handlers_.ingest(req.ingest(), [this, conn](v1::ApiResponse response) { Reply(conn, response); });
 }
 
 void LocalApiServer::Reply(const std::shared_ptr<Conn>& conn, const v1::ApiResponse& response) {

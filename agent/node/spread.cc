@@ -6,6 +6,7 @@
 
 #include "agent/catalog/release_record.h"
 #include "agent/catalog/store_summary.h"
+#include "agent/node/offer_check.h"
 
 namespace asio = boost::asio;
 
@@ -94,19 +95,10 @@ void Spread::Stop() {
 
 // ---- Offers ----
 
-transport::TorrentLayout Spread::LayoutOf(const v1::BundleManifest& m) const {
-  std::vector<transport::BlobSpec> specs;
-  for (const auto& b : m.release().blobs()) {
-    auto d = BlobDigest::Parse(b.digest());
-    if (d.ok()) specs.push_back({d.value(), b.size(), b.media_type()});
-  }
-  return transport::TorrentLayout::Make(specs, store_.chunk_size());
-}
-
 Result<v1::Offer> Spread::MakeOffer(const store::StoredRelease& rel) {
   v1::BundleManifest m;
   if (!m.ParseFromString(rel.manifest)) return MakeError(Errc::kCorrupt, "stored manifest does not parse");
-  auto layout = LayoutOf(m);
+  auto layout = LayoutOfManifest(m, store_.chunk_size());
   v1::Offer offer;
   offer.set_manifest(rel.manifest);
   offer.set_signature(rel.signature);
@@ -151,16 +143,10 @@ void Spread::Accept(v1::Offer offer, OfferSource source, std::function<void(cons
   // (Made before the continuation, which takes `offer` over: the two are arguments of one call.)
   auto check = [this, offer, local = source.local]() {
         Checked c;
-        auto verified = VerifySignedManifest(offer.manifest(), offer.signature(), trusted_, "manifest", "signature");
-        if (!verified.ok()) {
-          c.status = verified.error();
-          return c;
-        }
-        c.layout = LayoutOf(verified->manifest);
-        if (c.layout.num_pieces > 0) {
-          auto st = transport::CheckTorrentInfo(offer.torrent_info(), c.layout, data_.tls_root_pem(), verified->release_digest);
-          if (!st.ok()) c.status = st;
-        }
+        auto checked = CheckOffer(offer, trusted_, store_.chunk_size(), data_.tls_root_pem());
+        c.status = checked.status;
+        c.layout = std::move(checked.layout);
+        if (!checked.verified) return c;
         if (!local) {
           auto held = HeldReleases(store_);
           if (held.ok()) {
@@ -169,7 +155,7 @@ void Spread::Accept(v1::Offer offer, OfferSource source, std::function<void(cons
             c.store_status = held.error();
           }
         }
-        c.verified = std::move(verified).value();
+        c.verified = std::move(checked.verified);
         return c;
       };
   work_.Run(std::move(check), [this, offer = std::move(offer), source = std::move(source), done = std::move(done)](Checked c) mutable {

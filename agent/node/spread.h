@@ -108,7 +108,6 @@ class Spread {
   void PeerRound();
   bool Asking(const ReleaseDigest& release) const;
   bool Refused(const std::string& node, const ReleaseDigest& release) const;
-  transport::TorrentLayout LayoutOf(const v1::BundleManifest& m) const;
   const std::vector<transport::TransferState>& Transfers();
 
   boost::asio::io_context& loop_;

@@ -20,6 +20,7 @@
 #include "store/blob_store.h"
 #include "store/chunked_store.h"
 #include "store/kv.h"
+#include "tests/store/fault_injection_kv.h"
 
 namespace gapsync::store {
 namespace {
@@ -72,7 +73,9 @@ StoredRelease ReleaseFor(const std::string& app, const std::string& version, con
   return r;
 }
 
-enum class Backend { kMemory, kRocksDb };
+// kFaultInjection: the fault-injecting Kv (fault_injection_kv.h) used without faults, so it is held to
+// the same contract the crash tests (crash_consistency_test.cc) rely on.
+enum class Backend { kMemory, kRocksDb, kFaultInjection };
 
 class BlobStoreContract : public ::testing::TestWithParam<Backend> {
  protected:
@@ -99,6 +102,8 @@ class BlobStoreContract : public ::testing::TestWithParam<Backend> {
     std::unique_ptr<Kv> kv;
     if (GetParam() == Backend::kMemory) {
       kv = NewMemoryKv();
+    } else if (GetParam() == Backend::kFaultInjection) {
+      kv = disk_.Open();
     } else {
       GS_ASSIGN_OR_RETURN(kv, OpenRocksDbKv(path));
     }
@@ -200,6 +205,7 @@ class BlobStoreContract : public ::testing::TestWithParam<Backend> {
   std::string dir_;
   std::unique_ptr<BlobStore> store_;
   Kv* kv_ = nullptr;  // under store_
+  FaultDisk disk_;    // kFaultInjection
 };
 
 TEST_P(BlobStoreContract, WriteCommitSyncThenStatAndRead) {
@@ -1741,15 +1747,17 @@ TEST_P(RocksDbOnly, PiecesWithAnotherChunkSizeStartAfresh) {
   EXPECT_EQ(r.partial_blobs, 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreContract, ::testing::Values(Backend::kMemory, Backend::kRocksDb),
+INSTANTIATE_TEST_SUITE_P(Backends, BlobStoreContract,
+                         ::testing::Values(Backend::kMemory, Backend::kRocksDb, Backend::kFaultInjection),
                          [](const ::testing::TestParamInfo<Backend>& i) {
-                           return i.param == Backend::kMemory ? "Memory" : "RocksDb";
+                           return i.param == Backend::kMemory ? "Memory" : i.param == Backend::kRocksDb ? "RocksDb" : "FaultInjection";
                          });
 INSTANTIATE_TEST_SUITE_P(Backends, RocksDbOnly, ::testing::Values(Backend::kRocksDb),
                          [](const ::testing::TestParamInfo<Backend>&) { return "RocksDb"; });
-INSTANTIATE_TEST_SUITE_P(Backends, SuspendResume, ::testing::Values(Backend::kMemory, Backend::kRocksDb),
+INSTANTIATE_TEST_SUITE_P(Backends, SuspendResume,
+                         ::testing::Values(Backend::kMemory, Backend::kRocksDb, Backend::kFaultInjection),
                          [](const ::testing::TestParamInfo<Backend>& i) {
-                           return i.param == Backend::kMemory ? "Memory" : "RocksDb";
+                           return i.param == Backend::kMemory ? "Memory" : i.param == Backend::kRocksDb ? "RocksDb" : "FaultInjection";
                          });
 
 TEST(IsCompressedMediaType, Compressed) {
