@@ -215,6 +215,15 @@ void ExpectConsistent(BlobStore& s, const Workload& w, const Promised& p, const 
   EXPECT_TRUE(fsck->corrupt_blobs.empty());
 }
 
+// The durable steps the whole workload takes without a fault (-1 when it fails).
+int64_t DurableStepsOf(const Workload& w) {
+  FaultDisk disk;
+  auto s = OpenOver(disk);
+  Promised p;
+  if (!s.ok() || !w.Run(**s, p).ok()) return -1;
+  return disk.durable_ops();
+}
+
 class CrashConsistency : public ::testing::TestWithParam<FaultDisk::Loss> {};
 
 // The whole workload without a crash: the baseline the crash points are counted against.
@@ -236,14 +245,8 @@ TEST(FaultInjectionKv, WorkloadRunsToTheEndWithoutACrash) {
 
 TEST_P(CrashConsistency, EveryCrashPointLeavesAStoreThatHoldsWhatWasSyncedAndCompletesOnRerun) {
   const Workload w;
-  int64_t total = 0;
-  {
-    FaultDisk disk;
-    auto s = OpenOver(disk);
-    Promised p;
-    ASSERT_TRUE(w.Run(**s, p).ok());
-    total = disk.durable_ops();
-  }
+  const int64_t total = DurableStepsOf(w);
+  ASSERT_GT(total, 10);
   for (int64_t k = 0; k <= total; ++k) {
     const std::string where = "power cut after " + std::to_string(k) + " of " + std::to_string(total) + " durable steps";
     FaultDisk disk;
@@ -280,14 +283,8 @@ INSTANTIATE_TEST_SUITE_P(Loss, CrashConsistency,
 // goes on; what it made durable survives a crash afterwards.
 TEST(FaultInjectionKv, AFailedStepIsRetriedAndLosesNothing) {
   const Workload w;
-  int64_t total = 0;
-  {
-    FaultDisk disk;
-    auto s = OpenOver(disk);
-    Promised p;
-    ASSERT_TRUE(w.Run(**s, p).ok());
-    total = disk.durable_ops();
-  }
+  const int64_t total = DurableStepsOf(w);
+  ASSERT_GT(total, 10);
   for (int64_t k = 0; k < total; ++k) {
     const std::string where = "I/O error at durable step " + std::to_string(k);
     FaultDisk disk;
